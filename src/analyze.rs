@@ -1,0 +1,86 @@
+//! `kaprobe analyze`: capture files -> engine -> report. The only I/O here is
+//! opening the files and writing to the streams the caller hands in.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::capture::{CaptureError, FileCapture};
+use crate::cli::AnalyzeArgs;
+use crate::engine::{Engine, FrameRef};
+use crate::report::Reporter;
+
+/// Files smaller than this finish before a progress bar would help.
+const PROGRESS_MIN_BYTES: u64 = 64 << 20;
+
+/// What a run ended with: the errors met (each one line), if any.
+pub struct RunEnd {
+    pub errors: Vec<String>,
+}
+
+/// Analyze every file in turn through one engine: connections continue from
+/// one file into the next, as with a capture rotated by `tcpdump -C/-G`.
+pub fn run(args: &AnalyzeArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
+    let (files, filter) = args.files_and_filter();
+    let names = files.iter().map(|f| f.display().to_string()).collect();
+    let mut reporter = Reporter::new(&args.output, names, out);
+    let mut engine = Engine::new();
+    let mut errors = Vec::new();
+    for (index, path) in files.iter().enumerate() {
+        let progress = progress_bar(path, args.no_progress);
+        match read_file(&mut engine, &mut reporter, index, path, filter.as_deref(), &progress) {
+            Ok(()) => {}
+            // The same filter would fail on every file: stop here.
+            Err(e @ CaptureError::Filter { .. }) => {
+                errors.push(e.to_string());
+                break;
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+        progress.finish_and_clear();
+        reporter.check()?;
+    }
+    engine.finish(&mut |o| reporter.output(o));
+    reporter.finish(&engine.totals, &errors)?;
+    Ok(RunEnd { errors })
+}
+
+fn read_file(
+    engine: &mut Engine,
+    reporter: &mut Reporter,
+    file: usize,
+    path: &Path,
+    filter: Option<&str>,
+    progress: &ProgressBar,
+) -> Result<(), CaptureError> {
+    let mut cap = FileCapture::open(path, filter)?;
+    let link = cap.link();
+    let mut since_tick = 0u64;
+    while let Some(frame) = cap.next_frame()? {
+        let at = FrameRef { file, frame: frame.number, time: frame.time };
+        engine.frame(at, link, frame.data, &mut |o| reporter.output(o));
+        since_tick += frame.record_len;
+        if frame.number % 65536 == 0 {
+            progress.inc(since_tick);
+            since_tick = 0;
+            if reporter.failed() {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn progress_bar(path: &Path, disabled: bool) -> ProgressBar {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if disabled || size < PROGRESS_MIN_BYTES || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(size);
+    let style = ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style.progress_chars("=> "));
+    bar.set_message(PathBuf::from(path.file_name().unwrap_or_default()).display().to_string());
+    bar
+}

@@ -1,0 +1,146 @@
+//! Packet sources: capture files (and, for `sniff`, live interfaces). libpcap
+//! lives here and nowhere else.
+//!
+//! Trusts libpcap to frame records; everything inside a record is left to
+//! `wire`. A BPF filter is run here on each record rather than installed in
+//! libpcap, so that frame numbers stay the record numbers of the file.
+
+use std::path::{Path, PathBuf};
+
+use pcap::{BpfProgram, Capture, Offline};
+
+use crate::flow::Micros;
+use crate::wire::{LinkType, UnsupportedLinkType};
+
+/// Why a capture could not be opened or read on.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("cannot open {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    LinkType {
+        path: PathBuf,
+        source: UnsupportedLinkType,
+    },
+    #[error("bad filter '{expr}': {reason}")]
+    Filter { expr: String, reason: String },
+    #[error("{path}: read error after record {record}: {reason}; the file is truncated or corrupt")]
+    Read {
+        path: PathBuf,
+        record: u64,
+        reason: String,
+    },
+}
+
+/// One record of a capture.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// 1-based record number in the source.
+    pub number: u64,
+    pub time: Micros,
+    pub data: &'a [u8],
+    /// Bytes the record took in the file (header + captured bytes), for progress.
+    pub record_len: u64,
+}
+
+/// A pcap or pcapng file read through libpcap.
+pub struct FileCapture {
+    path: PathBuf,
+    cap: Capture<Offline>,
+    link: LinkType,
+    filter: Option<BpfProgram>,
+    record: u64,
+    buf: Vec<u8>,
+}
+
+impl FileCapture {
+    /// Open `path` and compile `filter` (tcpdump syntax) for its link type.
+    pub fn open(path: &Path, filter: Option<&str>) -> Result<FileCapture, CaptureError> {
+        let cap = Capture::from_file(path).map_err(|e| CaptureError::Open {
+            path: path.to_owned(),
+            reason: open_reason(path, &e),
+        })?;
+        let dlt = cap.get_datalink().0;
+        let link = LinkType::from_dlt(dlt).map_err(|source| CaptureError::LinkType {
+            path: path.to_owned(),
+            source,
+        })?;
+        let filter = match filter {
+            Some(expr) => Some(cap.compile(expr, true).map_err(|e| CaptureError::Filter {
+                expr: expr.to_owned(),
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
+        Ok(FileCapture { path: path.to_owned(), cap, link, filter, record: 0, buf: Vec::new() })
+    }
+
+    pub fn link(&self) -> LinkType {
+        self.link
+    }
+
+    /// The next record that passes the filter, `Ok(None)` at the end.
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        if self.filter.is_some() {
+            return self.next_filtered();
+        }
+        let record = self.record + 1;
+        match self.cap.next_packet() {
+            Ok(packet) => {
+                self.record = record;
+                Ok(Some(frame(record, packet.header, packet.data)))
+            }
+            Err(e) => end_or_error(&self.path, self.record, e),
+        }
+    }
+
+    /// With a filter, the record that passes is copied out, since the loop
+    /// that skips the others cannot hand out libpcap's buffer.
+    fn next_filtered(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        let header = loop {
+            let packet = match self.cap.next_packet() {
+                Ok(p) => p,
+                Err(e) => return end_or_error(&self.path, self.record, e),
+            };
+            self.record += 1;
+            if self.filter.as_ref().is_some_and(|bpf| bpf.filter(packet.data)) {
+                self.buf.clear();
+                self.buf.extend_from_slice(packet.data);
+                break *packet.header;
+            }
+        };
+        Ok(Some(frame(self.record, &header, &self.buf)))
+    }
+
+}
+
+fn end_or_error<T>(path: &Path, record: u64, e: pcap::Error) -> Result<Option<T>, CaptureError> {
+    match e {
+        pcap::Error::NoMorePackets => Ok(None),
+        e => Err(CaptureError::Read { path: path.to_owned(), record, reason: e.to_string() }),
+    }
+}
+
+fn frame<'a>(number: u64, header: &pcap::PacketHeader, data: &'a [u8]) -> Frame<'a> {
+    let ts = header.ts;
+    // Timestamps are whatever the file says: saturate, never overflow.
+    let time = i64::from(ts.tv_sec)
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(ts.tv_usec));
+    Frame { number, time, data, record_len: 16 + u64::from(header.caplen) }
+}
+
+/// libpcap's open errors are terse ("unknown file format"); say what it means.
+fn open_reason(path: &Path, err: &pcap::Error) -> String {
+    let text = err.to_string();
+    if !path.exists() {
+        return "no such file".into();
+    }
+    if text.contains("unknown file format") || text.contains("bad dump file format") {
+        return "not a pcap or pcapng capture (gzip-compressed? run gunzip first)".into();
+    }
+    if text.contains("truncated") {
+        return format!("{text} (the file is cut short)");
+    }
+    text
+}

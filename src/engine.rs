@@ -1,0 +1,265 @@
+//! The pipeline `analyze` and `sniff` share: decoded segments -> flow table ->
+//! keepalive rules -> events and per-connection reports.
+//!
+//! Memory grows with the connections alive at once, not with the capture: a
+//! connection that closed (FIN both ways, or RST) is reported and dropped once
+//! the capture has moved [`CLOSED_LINGER`] past its close, so the stragglers
+//! of a close (the last ACK, an answer to the RST) still land on it.
+
+use std::collections::VecDeque;
+
+use ahash::AHashMap;
+
+use crate::flow::{Flow, FlowKey, Micros, Side};
+use crate::keepalive::{self, Answer, Event, EventKind, Pending, Shape};
+use crate::report::{ConnectionReport, ProberStats};
+use crate::wire::{flags, Segment};
+
+/// How long a closed connection stays in the table (capture time).
+pub const CLOSED_LINGER: Micros = 30_000_000;
+
+/// Where a segment came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameRef {
+    /// Index of the capture file in the list given.
+    pub file: usize,
+    /// 1-based record number in that file.
+    pub frame: u64,
+    pub time: Micros,
+}
+
+/// What the engine hands to the writers.
+#[derive(Debug)]
+pub enum Output<'a> {
+    Event(&'a Event),
+    Connection(ConnectionReport),
+}
+
+/// Everything kept about one connection.
+#[derive(Clone, Debug)]
+pub struct Conn {
+    /// 0-based index in order of first appearance (as tshark's tcp.stream).
+    pub stream: u64,
+    pub flow: Flow,
+    pub pending: [Option<Pending>; 2],
+    pub probers: [Option<Box<ProberStats>>; 2],
+    pub first: FrameRef,
+    pub last_time: Micros,
+    pub packets: u64,
+    pub closed_at: Option<Micros>,
+}
+
+impl Conn {
+    fn new(stream: u64, at: FrameRef) -> Conn {
+        Conn {
+            stream,
+            flow: Flow::default(),
+            pending: [None, None],
+            probers: [None, None],
+            first: at,
+            last_time: at.time,
+            packets: 0,
+            closed_at: None,
+        }
+    }
+
+    fn prober(&mut self, side: Side) -> &mut ProberStats {
+        self.probers[side as usize].get_or_insert_with(Default::default)
+    }
+}
+
+/// Counters over the whole run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub frames: u64,
+    pub segments: u64,
+    pub not_tcp: u64,
+    pub undecodable: u64,
+    pub copies: u64,
+    pub connections: u64,
+    pub events: [u64; 5],
+}
+
+impl Totals {
+    pub fn count(&self, kind: EventKind) -> u64 {
+        self.events[kind as usize]
+    }
+}
+
+/// The connection table and the rules applied to it.
+#[derive(Default)]
+pub struct Engine {
+    conns: AHashMap<FlowKey, Conn>,
+    /// Closed connections in order of closing: (close time, key, stream).
+    closed: VecDeque<(Micros, FlowKey, u64)>,
+    pub totals: Totals,
+}
+
+impl Engine {
+    pub fn new() -> Engine {
+        Engine::default()
+    }
+
+    /// Connections currently in the table.
+    pub fn live(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Feed one decoded segment.
+    pub fn segment(&mut self, at: FrameRef, seg: &Segment, out: &mut dyn FnMut(Output)) {
+        self.totals.segments += 1;
+        self.expire(at.time, out);
+        let (key, side) = FlowKey::of(seg);
+        let reopened = seg.has(flags::SYN)
+            && !seg.has(flags::ACK)
+            && self.conns.get(&key).is_some_and(|c| c.flow.closed());
+        if reopened {
+            if let Some(old) = self.conns.remove(&key) {
+                out(Output::Connection(ConnectionReport::new(&key, &old)));
+            }
+        }
+        let totals = &mut self.totals;
+        let conn = self.conns.entry(key).or_insert_with(|| {
+            totals.connections += 1;
+            Conn::new(totals.connections - 1, at)
+        });
+        conn.packets += 1;
+        conn.last_time = at.time;
+        let shape = step(conn, &key, side, seg, at, &mut |e| {
+            totals.events[e.kind as usize] += 1;
+            out(Output::Event(e));
+        });
+        if shape == Shape::Copy {
+            totals.copies += 1;
+        }
+        if conn.closed_at.is_none() && conn.flow.closed() {
+            conn.closed_at = Some(at.time);
+            self.closed.push_back((at.time, key, conn.stream));
+        }
+    }
+
+    /// Report and drop connections closed more than [`CLOSED_LINGER`] ago.
+    pub fn expire(&mut self, now: Micros, out: &mut dyn FnMut(Output)) {
+        while let Some(&(closed, key, stream)) = self.closed.front() {
+            if now.saturating_sub(closed) < CLOSED_LINGER {
+                break;
+            }
+            self.closed.pop_front();
+            if self.conns.get(&key).is_some_and(|c| c.stream == stream) {
+                if let Some(conn) = self.conns.remove(&key) {
+                    out(Output::Connection(ConnectionReport::new(&key, &conn)));
+                }
+            }
+        }
+    }
+
+    /// Report every connection still in the table, in order of appearance.
+    pub fn finish(&mut self, out: &mut dyn FnMut(Output)) {
+        let mut rest: Vec<(FlowKey, Conn)> = self.conns.drain().collect();
+        rest.sort_unstable_by_key(|(_, c)| c.stream);
+        for (key, conn) in rest {
+            out(Output::Connection(ConnectionReport::new(&key, &conn)));
+        }
+        self.closed.clear();
+    }
+}
+
+/// Apply the rules to one segment of `conn` sent by `side`.
+fn step(
+    conn: &mut Conn,
+    key: &FlowKey,
+    side: Side,
+    seg: &Segment,
+    at: FrameRef,
+    emit: &mut dyn FnMut(&Event),
+) -> Shape {
+    let peer = side.other();
+    let shape = keepalive::classify(conn.flow.half(side), conn.flow.half(peer), seg, at.time);
+    if shape == Shape::Copy {
+        return shape;
+    }
+    let event = |kind, rtt: Option<Micros>, probe_frame| Event {
+        kind,
+        file: at.file,
+        frame: at.frame,
+        time: at.time,
+        src: key.endpoint(side),
+        dst: key.endpoint(peer),
+        seq: seg.seq,
+        ack: seg.ack,
+        len: seg.payload_len,
+        rtt,
+        probe_frame,
+    };
+    // Does this segment answer the peer's probe?
+    if let Some(p) = conn.pending[peer as usize] {
+        if let Some(answer) = keepalive::answer(&p, seg, shape) {
+            conn.pending[peer as usize] = None;
+            let rtt = at.time - p.time;
+            let kind = match (answer, p.shape) {
+                (Answer::Ack, _) => {
+                    conn.prober(peer).acked(rtt);
+                    Some(EventKind::KeepaliveAck)
+                }
+                (Answer::Rst, Shape::Keepalive) => {
+                    conn.prober(peer).reset(rtt);
+                    Some(EventKind::KeepaliveRst)
+                }
+                (Answer::ZeroWindowAck, _) => Some(EventKind::ZeroWindowProbeAck),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                emit(&event(kind, Some(rtt), Some(p.frame)));
+            }
+        }
+    }
+    match shape {
+        Shape::Keepalive => {
+            let idle = match conn.pending[side as usize] {
+                Some(_) => None,
+                None => conn.flow.half(peer).last_nonprobe.map(|t| at.time - t),
+            };
+            let (len, byte) = (seg.payload_len, seg.first_byte);
+            conn.prober(side).probe(at.time, idle, len, byte);
+            emit(&event(EventKind::Keepalive, None, None));
+        }
+        Shape::ZeroWindowProbe => {
+            conn.prober(side).zero_window_probes += 1;
+            emit(&event(EventKind::ZeroWindowProbe, None, None));
+        }
+        _ => {
+            if seg.has(flags::RST) {
+                if let Some(stats) = conn.probers[side as usize].as_mut() {
+                    stats.prober_reset();
+                }
+            }
+        }
+    }
+    conn.pending[side as usize] = shape.is_probe().then_some(Pending {
+        shape,
+        seq: seg.seq,
+        time: at.time,
+        frame: at.frame,
+    });
+    conn.flow.update(side, seg, at.time, shape.is_probe());
+    shape
+}
+
+impl Engine {
+    /// Decode one captured frame and feed it; frames that are not TCP are
+    /// only counted.
+    pub fn frame(
+        &mut self,
+        at: FrameRef,
+        link: crate::wire::LinkType,
+        data: &[u8],
+        out: &mut dyn FnMut(Output),
+    ) {
+        self.totals.frames += 1;
+        match crate::wire::decode(link, data) {
+            Ok(Some(seg)) => self.segment(at, &seg, out),
+            Ok(None) => self.totals.not_tcp += 1,
+            Err(_) => self.totals.undecodable += 1,
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The events the rules produce: the vocabulary of every output.
+
+use std::net::SocketAddr;
+
+use crate::flow::Micros;
+
+/// What happened. The names are the `type` field of the JSON Lines output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Keepalive,
+    KeepaliveAck,
+    KeepaliveRst,
+    ZeroWindowProbe,
+    ZeroWindowProbeAck,
+}
+
+impl EventKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Keepalive => "keepalive",
+            EventKind::KeepaliveAck => "keepalive_ack",
+            EventKind::KeepaliveRst => "keepalive_rst",
+            EventKind::ZeroWindowProbe => "zero_window_probe",
+            EventKind::ZeroWindowProbeAck => "zero_window_probe_ack",
+        }
+    }
+}
+
+/// One classified segment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub kind: EventKind,
+    /// Index of the capture file the frame came from (into the list given).
+    pub file: usize,
+    /// 1-based record number in that file, as tshark numbers frames.
+    pub frame: u64,
+    pub time: Micros,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seq: u32,
+    pub ack: u32,
+    pub len: u32,
+    /// For answers: time since the probe, and the probe's frame.
+    pub rtt: Option<Micros>,
+    pub probe_frame: Option<u64>,
+}

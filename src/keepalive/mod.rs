@@ -1,0 +1,148 @@
+//! The keepalive rules: given what a connection has shown so far and one more
+//! segment, say what that segment is. Pure functions: no I/O, no clock, so
+//! `analyze`, `sniff` and the tests share them exactly.
+//!
+//! The shape comes from RFC 1122 4.2.3.6: "such a segment generally contains
+//! SEG.SEQ = SND.NXT-1 and may or may not contain one garbage octet of data",
+//! and the receiver must answer it with an ACK (RFC 9293 3.10.7.4: an
+//! unacceptable segment is answered with `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`).
+//! Linux sends the 0-byte form (`tcp_write_wakeup` -> `tcp_xmit_probe_skb`,
+//! seq = snd_una - 1, which is snd_nxt - 1 since keepalive only fires with
+//! nothing in flight); Windows sends 1 byte.
+//!
+//! Linux uses the very same 0-byte segment to probe a zero window, so the
+//! peer's window tells the two apart.
+
+mod event;
+
+pub use event::{Event, EventKind};
+
+use crate::flow::{seq_after, Fingerprint, Half, Micros};
+use crate::wire::{flags, Segment};
+
+/// Two identical segments closer than this are one segment captured twice
+/// (on two interfaces, or by a mirror port), not a resend. Stacks resend
+/// probes at least a second apart (Linux TCP_KEEPINTVL >= 1 s, Windows 1 s),
+/// and an IPv6 probe without timestamps does repeat byte for byte.
+pub const COPY_WINDOW: Micros = 100_000;
+
+/// What the rules make of one segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// A keepalive probe (RFC 1122 4.2.3.6).
+    Keepalive,
+    /// A probe of the peer's zero window: not a keepalive.
+    ZeroWindowProbe,
+    /// The previous segment of this direction, captured again.
+    Copy,
+    /// Anything else.
+    Other,
+}
+
+impl Shape {
+    pub fn is_probe(self) -> bool {
+        matches!(self, Shape::Keepalive | Shape::ZeroWindowProbe)
+    }
+}
+
+/// Classify `seg`, sent by the side whose state is `sender`, to the side whose
+/// state is `peer`; both as they were before `seg`.
+pub fn classify(sender: &Half, peer: &Half, seg: &Segment, now: Micros) -> Shape {
+    if is_copy(sender, seg, now) {
+        return Shape::Copy;
+    }
+    if seg.payload_len > 1 || seg.has(flags::SYN | flags::FIN | flags::RST) || !seg.has(flags::ACK)
+    {
+        return Shape::Other;
+    }
+    let peer_window_zero = peer.window == Some(0);
+    if peer_window_zero && is_zero_window_probe(sender, peer, seg) {
+        return Shape::ZeroWindowProbe;
+    }
+    // `next_seq` already reaches the peer's ACK where segments were missed, so
+    // it stands in for the peer's ACK when this side was not seen before.
+    let Some(next) = sender.next_seq.or(peer.ack) else {
+        return Shape::Other;
+    };
+    if seg.seq != next.wrapping_sub(1) {
+        return Shape::Other;
+    }
+    // After its FIN a side's next seq is FIN + 1, so every later ACK it sends
+    // sits at "next - 1": those are not probes.
+    if sender.fin {
+        return Shape::Other;
+    }
+    // The peer must have acknowledged everything: otherwise a 1-byte segment at
+    // next - 1 is the resend of a byte the peer never got.
+    if peer.ack.is_some_and(|ack| ack != next) {
+        return Shape::Other;
+    }
+    if peer_window_zero {
+        return Shape::ZeroWindowProbe;
+    }
+    Shape::Keepalive
+}
+
+/// Linux probes a zero window with 0 bytes at snd_una - 1 (`tcp_xmit_probe_skb`);
+/// other stacks push 1 new byte at snd_nxt into the closed window.
+fn is_zero_window_probe(sender: &Half, peer: &Half, seg: &Segment) -> bool {
+    match seg.payload_len {
+        0 => peer.ack == Some(seg.seq.wrapping_add(1)),
+        _ => sender.next_seq == Some(seg.seq) && peer.ack == Some(seg.seq),
+    }
+}
+
+fn is_copy(sender: &Half, seg: &Segment, now: Micros) -> bool {
+    sender
+        .last_time
+        .is_some_and(|t| now.wrapping_sub(t) < COPY_WINDOW && now >= t)
+        && sender.last_print == Fingerprint::of(seg)
+}
+
+/// A probe waiting for its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub shape: Shape,
+    pub seq: u32,
+    pub time: Micros,
+    pub frame: u64,
+}
+
+/// How a segment from the peer bears on a pending probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The keepalive was acknowledged: the peer is there.
+    Ack,
+    /// The peer answered with an RST: it no longer knows the connection.
+    Rst,
+    /// The zero-window probe was answered, the window still closed.
+    ZeroWindowAck,
+    /// The peer's window opened: the zero-window probe needs no answer now.
+    WindowOpened,
+}
+
+/// Does `seg` (from the peer, shaped `shape`) answer the `pending` probe?
+pub fn answer(pending: &Pending, seg: &Segment, shape: Shape) -> Option<Answer> {
+    if shape != Shape::Other {
+        return None;
+    }
+    if seg.has(flags::RST) {
+        return Some(Answer::Rst);
+    }
+    if !seg.has(flags::ACK) {
+        return None;
+    }
+    match pending.shape {
+        // The receiver answers with ACK = RCV.NXT = probe seq + 1; for a
+        // 1-byte probe a D-SACK for that byte may ride along.
+        Shape::Keepalive => (seg.ack == pending.seq.wrapping_add(1)).then_some(Answer::Ack),
+        _ if seg.window != 0 => Some(Answer::WindowOpened),
+        _ if seg.payload_len == 0 && !seq_after(pending.seq, seg.ack) => {
+            Some(Answer::ZeroWindowAck)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

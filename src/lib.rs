@@ -1,0 +1,17 @@
+//! kaprobe: make TCP keepalive visible and testable.
+//!
+//! Data travels one way: `capture` (packet sources) -> `wire` (frame ->
+//! segment) -> `flow` (per-connection state) -> `keepalive` (the rules) ->
+//! `report` (per-connection verdicts and writers). `engine` joins the middle
+//! steps; `analyze` is the command that feeds it from files.
+
+#![forbid(unsafe_code)]
+
+pub mod analyze;
+pub mod capture;
+pub mod cli;
+pub mod engine;
+pub mod flow;
+pub mod keepalive;
+pub mod report;
+pub mod wire;

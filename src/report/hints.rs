@@ -1,0 +1,115 @@
+//! What the evidence suggests: which stack's cadence the probes match, and
+//! whether the idle before the first probe outlasts common middlebox timers.
+//! Each hint says what was measured, so a reader can judge it.
+
+use super::{ConnectionReport, ProberReport, Verdict};
+use crate::flow::Micros;
+
+/// Idle timeouts of common middleboxes, shortest first, in seconds.
+const MIDDLEBOXES: [(f64, &str); 3] = [
+    (240.0, "Azure Load Balancer (4 min)"),
+    (350.0, "AWS NLB / NAT gateway (350 s)"),
+    (600.0, "GCP firewall connection tracking (10 min)"),
+];
+
+/// Known keepalive cadences: (idle s, interval s, what sets it).
+const CADENCES: [(f64, f64, &str); 3] = [
+    (7200.0, 75.0, "the Linux defaults (tcp_keepalive_time 7200 s, tcp_keepalive_intvl 75 s, tcp_keepalive_probes 9)"),
+    (15.0, 15.0, "Go's default (net.Dialer KeepAlive 15 s idle and interval)"),
+    (300.0, 100.0, "Redis (tcp-keepalive 300: 300 s idle, 100 s interval)"),
+];
+
+pub fn hints(report: &ConnectionReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in &report.probers {
+        out.extend(cadence(p));
+        out.extend(middlebox(p));
+    }
+    if let Some(r) = &report.resending {
+        out.push(format!(
+            "{} has {} bytes unacknowledged, resent {} times: keepalive cannot fire while data is in flight; only TCP_USER_TIMEOUT (or tcp_retries2, about 15 min on Linux) ends this",
+            r.endpoint, r.bytes, r.resends
+        ));
+    }
+    match report.verdict {
+        Verdict::Dead => out.extend(report.probers.iter().filter_map(dead)),
+        Verdict::Reset => out.push(
+            "the peer answered a probe with RST: it no longer knows the connection (restart, failover, or a middlebox that forgot the flow)".into(),
+        ),
+        _ => {}
+    }
+    out
+}
+
+fn secs(us: Micros) -> f64 {
+    us as f64 / 1e6
+}
+
+fn near(measured: f64, expected: f64) -> bool {
+    (measured - expected).abs() <= expected * 0.05 + 0.2
+}
+
+fn cadence(p: &ProberReport) -> Option<String> {
+    let [zero, one] = p.stats.sizes;
+    let interval = p.interval().map(secs);
+    if one > 0 {
+        let windows = interval.is_some_and(|i| near(i, 1.0));
+        return Some(if windows {
+            format!("{}: 1-byte probes resent 1 s apart match Windows (KeepAliveInterval 1 s, 10 probes)", p.endpoint)
+        } else {
+            format!("{}: 1-byte probes: not Linux (Linux sends 0-byte probes); Windows sends 1 byte", p.endpoint)
+        });
+    }
+    if zero == 0 {
+        return None;
+    }
+    let idle = p.idle().map(secs);
+    let known = CADENCES.iter().find(|(i, v, _)| {
+        idle.is_some_and(|x| near(x, *i)) || interval.is_some_and(|x| near(x, *v))
+    });
+    if let Some((_, _, who)) = known {
+        return Some(format!("{}: 0-byte probes; cadence matches {}", p.endpoint, who));
+    }
+    let mut parts = Vec::new();
+    if let Some(i) = idle {
+        parts.push(format!("TCP_KEEPIDLE ~{i:.0} s"));
+    }
+    if let Some(v) = interval {
+        parts.push(format!("TCP_KEEPINTVL ~{v:.0} s"));
+    }
+    if let Some(n) = p.stats.gave_up_after {
+        parts.push(format!("TCP_KEEPCNT {n}"));
+    }
+    let settings = if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; settings look like {}", parts.join(", "))
+    };
+    Some(format!("{}: 0-byte probes (Linux/BSD style){}", p.endpoint, settings))
+}
+
+fn middlebox(p: &ProberReport) -> Option<String> {
+    let idle = secs(p.idle()?);
+    let beaten: Vec<&str> = MIDDLEBOXES
+        .iter()
+        .filter(|(limit, _)| idle > *limit)
+        .map(|(_, name)| *name)
+        .collect();
+    if beaten.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{}: {idle:.0} s idle before the first probe is longer than the idle timeout of {}: through such a device the flow is dropped before keepalive speaks; keep TCP_KEEPIDLE below it",
+        p.endpoint,
+        beaten.join(", ")
+    ))
+}
+
+fn dead(p: &ProberReport) -> Option<String> {
+    let n = p.stats.gave_up_after?;
+    let interval = p.interval().map(|i| format!(" {:.1} s apart", secs(i))).unwrap_or_default();
+    Some(format!(
+        "{} gave up: {n} unanswered probes{interval}, then its RST (TCP_KEEPCNT {n})",
+        p.endpoint
+    ))
+}

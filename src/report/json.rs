@@ -1,0 +1,249 @@
+//! JSON Lines: one object per line, `type` first. The field names are a
+//! contract that scripts read; the README documents them.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::{ConnectionReport, ProberReport};
+use crate::engine::Totals;
+use crate::flow::Micros;
+use crate::keepalive::{Event, EventKind};
+
+/// RFC 3339 in UTC with microseconds, e.g. `2026-11-22T18:30:23.123456Z`.
+pub fn rfc3339(us: Micros) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_else(|| us.to_string())
+}
+
+fn ms(us: Micros) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn s(us: Micros) -> f64 {
+    us as f64 / 1e6
+}
+
+#[derive(Serialize)]
+struct EventLine<'a> {
+    r#type: &'static str,
+    frame: u64,
+    time: String,
+    src: String,
+    dst: String,
+    len: u32,
+    seq: u32,
+    ack: u32,
+    file: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rtt_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probe_frame: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Rtt {
+    min: f64,
+    median: f64,
+    max: f64,
+}
+
+#[derive(Serialize)]
+struct ProberLine {
+    endpoint: String,
+    role: &'static str,
+    probes: u32,
+    acked: u32,
+    reset: u32,
+    unanswered: u32,
+    idle_s: Option<f64>,
+    interval_s: Option<f64>,
+    count_before_rst: Option<u32>,
+    rtt_ms: Option<Rtt>,
+    probe_len: Vec<u32>,
+    probe_byte: Option<u8>,
+    first_probe: String,
+    last_probe: String,
+}
+
+#[derive(Serialize)]
+struct ResendingLine {
+    endpoint: String,
+    bytes: u32,
+    resends: u32,
+    since: String,
+}
+
+#[derive(Serialize)]
+struct ConnectionLine<'a> {
+    r#type: &'static str,
+    stream: u64,
+    client: String,
+    server: String,
+    syn_seen: bool,
+    verdict: &'static str,
+    probers: Vec<ProberLine>,
+    state: &'static str,
+    vlan: Vec<u16>,
+    file: &'a str,
+    first_frame: u64,
+    first_time: String,
+    last_time: String,
+    duration_s: f64,
+    packets: u64,
+    zero_window_probes: u32,
+    resending: Option<ResendingLine>,
+    hints: &'a [String],
+}
+
+fn prober_line(p: &ProberReport) -> ProberLine {
+    let st = &p.stats;
+    let rtt = |f: fn(&[Micros]) -> Option<Micros>| f(&st.rtts).map(ms);
+    ProberLine {
+        endpoint: p.endpoint.to_string(),
+        role: p.role,
+        probes: st.probes,
+        acked: st.acked,
+        reset: st.reset,
+        unanswered: st.run,
+        idle_s: p.idle().map(s),
+        interval_s: p.interval().map(s),
+        count_before_rst: st.gave_up_after,
+        rtt_ms: match (rtt(|v| v.iter().min().copied()), rtt(super::median), rtt(|v| v.iter().max().copied())) {
+            (Some(min), Some(median), Some(max)) => Some(Rtt { min, median, max }),
+            _ => None,
+        },
+        probe_len: (0..2u32).filter(|&l| st.sizes[l as usize] > 0).collect(),
+        probe_byte: st.probe_byte,
+        first_probe: rfc3339(st.first_probe),
+        last_probe: rfc3339(st.last_probe),
+    }
+}
+
+fn file_name(files: &[String], index: usize) -> &str {
+    files.get(index).map(String::as_str).unwrap_or("")
+}
+
+fn write_line<W: Write, T: Serialize>(out: &mut W, value: &T) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")
+}
+
+/// Writes JSON Lines to `out`; `files` names the inputs for the `file` field.
+pub struct JsonWriter<W: Write> {
+    out: W,
+    files: Vec<String>,
+}
+
+impl<W: Write> JsonWriter<W> {
+    pub fn new(out: W, files: Vec<String>) -> JsonWriter<W> {
+        JsonWriter { out, files }
+    }
+
+
+    pub fn event(&mut self, e: &Event) -> io::Result<()> {
+        let answer = matches!(
+            e.kind,
+            EventKind::KeepaliveAck | EventKind::KeepaliveRst | EventKind::ZeroWindowProbeAck
+        );
+        let line = EventLine {
+            r#type: e.kind.name(),
+            frame: e.frame,
+            time: rfc3339(e.time),
+            src: e.src.to_string(),
+            dst: e.dst.to_string(),
+            len: e.len,
+            seq: e.seq,
+            ack: e.ack,
+            file: file_name(&self.files, e.file),
+            rtt_ms: e.rtt.filter(|_| answer).map(ms),
+            probe_frame: e.probe_frame,
+        };
+        write_line(&mut self.out, &line)
+    }
+
+    pub fn connection(&mut self, c: &ConnectionReport) -> io::Result<()> {
+        let line = ConnectionLine {
+            r#type: "connection",
+            stream: c.stream,
+            client: c.client.to_string(),
+            server: c.server.to_string(),
+            syn_seen: c.syn_seen,
+            verdict: c.verdict.name(),
+            probers: c.probers.iter().map(prober_line).collect(),
+            state: c.state,
+            vlan: c.vlan.iter().copied().filter(|&v| v != 0).collect(),
+            file: file_name(&self.files, c.first_file),
+            first_frame: c.first_frame,
+            first_time: rfc3339(c.first_time),
+            last_time: rfc3339(c.last_time),
+            duration_s: s(c.last_time - c.first_time),
+            packets: c.packets,
+            zero_window_probes: c.zero_window_probes,
+            resending: c.resending.as_ref().map(|r| ResendingLine {
+                endpoint: r.endpoint.to_string(),
+                bytes: r.bytes,
+                resends: r.resends,
+                since: rfc3339(r.since),
+            }),
+            hints: &c.hints,
+        };
+        write_line(&mut self.out, &line)
+    }
+
+    pub fn summary(&mut self, sum: &Summary) -> io::Result<()> {
+        write_line(&mut self.out, sum)?;
+        self.out.flush()
+    }
+}
+
+/// The last line: totals over the run, and any errors met.
+#[derive(Serialize, Debug, Default)]
+pub struct Summary {
+    pub r#type: &'static str,
+    pub files: Vec<String>,
+    pub frames: u64,
+    pub tcp_segments: u64,
+    pub not_tcp: u64,
+    pub undecodable: u64,
+    pub duplicates: u64,
+    pub connections: u64,
+    pub keepalive_connections: u64,
+    pub keepalives: u64,
+    pub keepalive_acks: u64,
+    pub keepalive_rsts: u64,
+    pub zero_window_probes: u64,
+    pub zero_window_probe_acks: u64,
+    pub verdicts: std::collections::BTreeMap<&'static str, u64>,
+    pub errors: Vec<String>,
+}
+
+impl Summary {
+    pub fn new(files: Vec<String>) -> Summary {
+        Summary { r#type: "summary", files, ..Default::default() }
+    }
+
+    /// Count one reported connection.
+    pub fn connection(&mut self, c: &ConnectionReport) {
+        *self.verdicts.entry(c.verdict.name()).or_default() += 1;
+        if c.has_keepalive() {
+            self.keepalive_connections += 1;
+        }
+    }
+
+    /// Take the engine's counters.
+    pub fn totals(&mut self, t: &Totals) {
+        self.frames = t.frames;
+        self.tcp_segments = t.segments;
+        self.not_tcp = t.not_tcp;
+        self.undecodable = t.undecodable;
+        self.duplicates = t.copies;
+        self.connections = t.connections;
+        self.keepalives = t.count(EventKind::Keepalive);
+        self.keepalive_acks = t.count(EventKind::KeepaliveAck);
+        self.keepalive_rsts = t.count(EventKind::KeepaliveRst);
+        self.zero_window_probes = t.count(EventKind::ZeroWindowProbe);
+        self.zero_window_probe_acks = t.count(EventKind::ZeroWindowProbeAck);
+    }
+}

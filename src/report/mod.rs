@@ -1,0 +1,208 @@
+//! Events -> what a person wants to know about each connection: who probes,
+//! with what cadence, whether the peer answered, and a verdict.
+//!
+//! Trusts the engine's tallies; all judgement about what a cadence means lives
+//! in [`hints`].
+
+mod hints;
+pub mod json;
+mod reporter;
+mod stats;
+pub mod text;
+
+use std::net::SocketAddr;
+
+pub use reporter::{set_color, Reporter};
+pub use stats::{median, Outcome, ProberStats};
+
+use crate::engine::Conn;
+use crate::flow::{FlowKey, Micros, Side};
+use crate::wire::VlanTags;
+
+/// The one-word answer per connection. The names are a contract (JSON
+/// `verdict`, documented in the README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    Alive,
+    Dead,
+    Reset,
+    Unanswered,
+    Retransmitting,
+    NoKeepalive,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 6] = [
+        Verdict::Alive,
+        Verdict::Dead,
+        Verdict::Reset,
+        Verdict::Unanswered,
+        Verdict::Retransmitting,
+        Verdict::NoKeepalive,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Alive => "alive",
+            Verdict::Dead => "dead",
+            Verdict::Reset => "reset",
+            Verdict::Unanswered => "unanswered",
+            Verdict::Retransmitting => "retransmitting",
+            Verdict::NoKeepalive => "no_keepalive",
+        }
+    }
+}
+
+/// One side's probing, summarised.
+#[derive(Clone, Debug)]
+pub struct ProberReport {
+    pub endpoint: SocketAddr,
+    /// "client" or "server".
+    pub role: &'static str,
+    pub stats: ProberStats,
+}
+
+impl ProberReport {
+    pub fn idle(&self) -> Option<Micros> {
+        self.stats.first_idle()
+    }
+
+    pub fn interval(&self) -> Option<Micros> {
+        median(&self.stats.intervals)
+    }
+
+    /// Unanswered probes, not counting those still awaited at the end.
+    pub fn unanswered_total(&self) -> u32 {
+        self.stats.probes - self.stats.acked - self.stats.reset
+    }
+}
+
+/// Data one side had in flight and kept resending when the capture ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resending {
+    pub endpoint: SocketAddr,
+    pub bytes: u32,
+    pub resends: u32,
+    pub since: Micros,
+}
+
+/// Everything reported about one connection.
+#[derive(Clone, Debug)]
+pub struct ConnectionReport {
+    pub stream: u64,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub syn_seen: bool,
+    pub vlan: VlanTags,
+    pub first_file: usize,
+    pub first_frame: u64,
+    pub first_time: Micros,
+    pub last_time: Micros,
+    pub packets: u64,
+    /// "open", "closed" (FIN both ways) or "reset".
+    pub state: &'static str,
+    pub zero_window_probes: u32,
+    pub probers: Vec<ProberReport>,
+    pub resending: Option<Resending>,
+    pub verdict: Verdict,
+    pub hints: Vec<String>,
+}
+
+impl ConnectionReport {
+    pub fn new(key: &FlowKey, conn: &Conn) -> ConnectionReport {
+        let client_side = conn.flow.syn_from.unwrap_or_else(|| guess_client(key));
+        let role = |side: Side| if side == client_side { "client" } else { "server" };
+        let probers: Vec<ProberReport> = [client_side, client_side.other()]
+            .into_iter()
+            .filter_map(|side| {
+                let stats = conn.probers[side as usize].as_deref()?;
+                (stats.probes > 0).then(|| ProberReport {
+                    endpoint: key.endpoint(side),
+                    role: role(side),
+                    stats: stats.clone(),
+                })
+            })
+            .collect();
+        let zero_window_probes = conn.probers.iter().flatten().map(|s| s.zero_window_probes).sum();
+        let [a, b] = &conn.flow.half;
+        let state = match (a.rst || b.rst, a.fin && b.fin) {
+            (true, _) => "reset",
+            (false, true) => "closed",
+            _ => "open",
+        };
+        let resending = resending(key, conn);
+        let verdict = verdict(&probers, resending.as_ref());
+        let mut report = ConnectionReport {
+            stream: conn.stream,
+            client: key.endpoint(client_side),
+            server: key.endpoint(client_side.other()),
+            syn_seen: conn.flow.syn_from.is_some(),
+            vlan: key.vlan,
+            first_file: conn.first.file,
+            first_frame: conn.first.frame,
+            first_time: conn.first.time,
+            last_time: conn.last_time,
+            packets: conn.packets,
+            state,
+            zero_window_probes,
+            probers,
+            resending,
+            verdict,
+            hints: Vec::new(),
+        };
+        report.hints = hints::hints(&report);
+        report
+    }
+
+    /// Any keepalive activity worth a row in the default table.
+    pub fn has_keepalive(&self) -> bool {
+        !self.probers.is_empty()
+    }
+}
+
+/// Without a SYN, the side on the higher port is most likely the client
+/// (ephemeral ports sit high, services low).
+fn guess_client(key: &FlowKey) -> Side {
+    if key.lo.port() >= key.hi.port() {
+        Side::Lo
+    } else {
+        Side::Hi
+    }
+}
+
+/// A side that ends the capture with unacknowledged data it has resent:
+/// keepalive cannot fire then (Linux `tcp_keepalive_timer` re-arms while
+/// `packets_out` is non-zero), only TCP_USER_TIMEOUT or tcp_retries2 end it.
+fn resending(key: &FlowKey, conn: &Conn) -> Option<Resending> {
+    let [a, b] = &conn.flow.half;
+    if a.rst || b.rst {
+        return None;
+    }
+    [Side::Lo, Side::Hi].into_iter().find_map(|side| {
+        let me = conn.flow.half(side);
+        let bytes = me.outstanding(conn.flow.half(side.other()))?;
+        (me.resent_since_ack > 0).then(|| Resending {
+            endpoint: key.endpoint(side),
+            bytes,
+            resends: me.resent_since_ack,
+            since: me.resending_since.unwrap_or(conn.last_time),
+        })
+    })
+}
+
+/// The latest probing side decides: its last probe answered, reset, given up
+/// on, or still waiting.
+fn verdict(probers: &[ProberReport], resending: Option<&Resending>) -> Verdict {
+    if resending.is_some() {
+        return Verdict::Retransmitting;
+    }
+    let Some(latest) = probers.iter().max_by_key(|p| p.stats.last_probe) else {
+        return Verdict::NoKeepalive;
+    };
+    match latest.stats.outcome {
+        Outcome::Acked => Verdict::Alive,
+        Outcome::Reset => Verdict::Reset,
+        Outcome::GaveUp => Verdict::Dead,
+        Outcome::Waiting => Verdict::Unanswered,
+    }
+}

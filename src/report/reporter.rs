@@ -1,0 +1,102 @@
+//! Routes engine output to the chosen writer (JSON Lines, or text with
+//! optional event lines) and remembers the first write error, so a closed
+//! pipe stops the run instead of being ignored packet after packet.
+
+use std::io::{self, Write};
+
+use super::json::{JsonWriter, Summary};
+use super::text::{event_line, TextReport};
+use crate::cli::{ColorChoice, OutputArgs};
+use crate::engine::{Output, Totals};
+
+enum Format<'w> {
+    Json(JsonWriter<&'w mut dyn Write>),
+    Text {
+        out: &'w mut dyn Write,
+        report: TextReport,
+        verbose: bool,
+    },
+}
+
+pub struct Reporter<'w> {
+    format: Format<'w>,
+    files: Vec<String>,
+    summary: Summary,
+    error: Option<io::Error>,
+}
+
+/// Decide colour once for the whole process.
+pub fn set_color(choice: ColorChoice, stdout_is_terminal: bool) {
+    let on = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            stdout_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    };
+    colored::control::set_override(on);
+}
+
+impl<'w> Reporter<'w> {
+    pub fn new(args: &OutputArgs, files: Vec<String>, out: &'w mut dyn Write) -> Reporter<'w> {
+        let format = if args.json {
+            Format::Json(JsonWriter::new(out, files.clone()))
+        } else {
+            Format::Text { out, report: TextReport::new(args.all), verbose: args.verbose }
+        };
+        Reporter { format, summary: Summary::new(files.clone()), files, error: None }
+    }
+
+    pub fn output(&mut self, o: Output) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Output::Connection(c) = &o {
+            self.summary.connection(c);
+        }
+        let result = match (&mut self.format, o) {
+            (Format::Json(w), Output::Event(e)) => w.event(e),
+            (Format::Json(w), Output::Connection(c)) => w.connection(&c),
+            (Format::Text { out, verbose, .. }, Output::Event(e)) if *verbose => {
+                let file = if self.files.len() > 1 {
+                    format!("{} ", self.files.get(e.file).map(String::as_str).unwrap_or(""))
+                } else {
+                    String::new()
+                };
+                writeln!(out, "{}", event_line(e, &file))
+            }
+            (Format::Text { report, .. }, Output::Connection(c)) => {
+                report.connection(c);
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            self.error = Some(e);
+        }
+    }
+
+    /// A write has failed (e.g. the reader of a pipe went away).
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// Return the first write error, if any.
+    pub fn check(&mut self) -> io::Result<()> {
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Write the table (text) or the summary line (JSON).
+    pub fn finish(mut self, totals: &Totals, errors: &[String]) -> io::Result<()> {
+        self.check()?;
+        self.summary.totals(totals);
+        self.summary.errors = errors.to_vec();
+        match &mut self.format {
+            Format::Json(w) => w.summary(&self.summary),
+            Format::Text { out, report, .. } => report.finish(*out, &self.summary),
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The human report: optional event lines as they happen, then one table of
+//! connections and a summary line. Colour is decided by the caller
+//! (`colored::control`), so this module only says what is red and what green.
+
+use std::io::{self, Write};
+
+use colored::{ColoredString, Colorize};
+
+use super::json::Summary;
+use super::{median, ConnectionReport, ProberReport, Verdict};
+use crate::flow::Micros;
+use crate::keepalive::{Event, EventKind};
+
+/// `2026-11-22 18:30:23.123456` (UTC), the way a person reads a log.
+pub fn clock(us: Micros) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+        .unwrap_or_else(|| us.to_string())
+}
+
+fn duration(us: Option<Micros>) -> String {
+    match us {
+        None => "-".into(),
+        Some(us) if us.abs() < 1_000 => format!("{us} us"),
+        Some(us) if us.abs() < 1_000_000 => format!("{:.2} ms", us as f64 / 1e3),
+        Some(us) => format!("{:.1} s", us as f64 / 1e6),
+    }
+}
+
+pub fn paint_verdict(v: Verdict) -> ColoredString {
+    let name = v.name();
+    match v {
+        Verdict::Alive => name.green(),
+        Verdict::Dead | Verdict::Reset => name.red().bold(),
+        Verdict::Unanswered | Verdict::Retransmitting => name.yellow(),
+        Verdict::NoKeepalive => name.normal(),
+    }
+}
+
+/// One line for one event.
+pub fn event_line(e: &Event, file: &str) -> String {
+    let kind = match e.kind {
+        EventKind::Keepalive => e.kind.name().cyan(),
+        EventKind::KeepaliveAck => e.kind.name().green(),
+        EventKind::KeepaliveRst => e.kind.name().red().bold(),
+        _ => e.kind.name().yellow(),
+    };
+    let mut line = format!(
+        "{}  {}#{:<6} {:<21} {} > {}  len {}",
+        clock(e.time),
+        file,
+        e.frame,
+        kind,
+        e.src,
+        e.dst,
+        e.len
+    );
+    if let (Some(rtt), Some(probe)) = (e.rtt, e.probe_frame) {
+        line.push_str(&format!("  rtt {} (probe #{probe})", duration(Some(rtt))));
+    }
+    line
+}
+
+const HEADER: [&str; 11] = [
+    "STREAM", "CONNECTION (client > server)", "PROBER", "PROBES", "ACK", "RST", "UNANS", "IDLE",
+    "INTERVAL", "RTT", "VERDICT",
+];
+
+fn prober_cells(p: Option<&ProberReport>) -> [String; 7] {
+    let Some(p) = p else {
+        return ["-", "", "", "", "", "", ""].map(String::from);
+    };
+    let st = &p.stats;
+    [
+        p.role.to_string(),
+        st.probes.to_string(),
+        st.acked.to_string(),
+        st.reset.to_string(),
+        st.run.to_string(),
+        duration(p.idle()),
+        duration(p.interval()),
+    ]
+}
+
+/// Collects the rows, then prints the table and summary at the end.
+pub struct TextReport {
+    rows: Vec<ConnectionReport>,
+    all: bool,
+}
+
+impl TextReport {
+    pub fn new(all: bool) -> TextReport {
+        TextReport { rows: Vec::new(), all }
+    }
+
+    pub fn connection(&mut self, c: ConnectionReport) {
+        if self.all || c.has_keepalive() || c.verdict != Verdict::NoKeepalive {
+            self.rows.push(c);
+        }
+    }
+
+    pub fn finish(&mut self, out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
+        self.rows.sort_by_key(|c| (c.first_file, c.stream));
+        if !self.rows.is_empty() {
+            self.table(out)?;
+            writeln!(out)?;
+        }
+        writeln!(out, "{}", summary_line(summary))?;
+        out.flush()
+    }
+
+    fn table(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut lines: Vec<([String; 11], Option<Verdict>, &[String])> = Vec::new();
+        for c in &self.rows {
+            let conn = format!("{} > {}{}", c.client, c.server, if c.syn_seen { "" } else { " (no SYN)" });
+            let probers: Vec<Option<&ProberReport>> = if c.probers.is_empty() {
+                vec![None]
+            } else {
+                c.probers.iter().map(Some).collect()
+            };
+            for (i, p) in probers.iter().enumerate() {
+                let first = i == 0;
+                let rtt = p.and_then(|p| median(&p.stats.rtts));
+                let [role, probes, ack, rst, unans, idle, intvl] = prober_cells(*p);
+                let cells = [
+                    if first { c.stream.to_string() } else { String::new() },
+                    if first { conn.clone() } else { String::new() },
+                    role, probes, ack, rst, unans, idle, intvl,
+                    if p.is_some() { duration(rtt) } else { String::new() },
+                    String::new(),
+                ];
+                let last = i + 1 == probers.len();
+                lines.push((cells, first.then_some(c.verdict), if last { &c.hints } else { &[] }));
+            }
+        }
+        let mut widths = HEADER.map(str::len);
+        for (cells, _, _) in &lines {
+            for (w, cell) in widths.iter_mut().zip(cells) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let header: Vec<String> =
+            HEADER.iter().zip(widths).map(|(h, w)| format!("{h:<w$}")).collect();
+        writeln!(out, "{}", header.join("  ").trim_end().bold())?;
+        for (cells, verdict, hints) in lines {
+            let mut row: Vec<String> = cells[..10]
+                .iter()
+                .zip(widths)
+                .enumerate()
+                .map(|(i, (cell, w))| if i == 1 || i == 2 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
+                .collect();
+            row.push(verdict.map(|v| paint_verdict(v).to_string()).unwrap_or_default());
+            writeln!(out, "{}", row.join("  ").trim_end())?;
+            for hint in hints {
+                writeln!(out, "        {} {}", "-".dimmed(), hint.dimmed())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn summary_line(s: &Summary) -> String {
+    let verdicts: Vec<String> = Verdict::ALL
+        .iter()
+        .filter(|v| **v != Verdict::NoKeepalive)
+        .filter_map(|v| s.verdicts.get(v.name()).map(|n| format!("{n} {}", paint_verdict(*v))))
+        .collect();
+    let verdicts = if verdicts.is_empty() { String::new() } else { format!(": {}", verdicts.join(", ")) };
+    let mut line = format!(
+        "{} frames, {} TCP connections, {} with keepalive{}; {} probes, {} ACKed, {} answered by RST, {} zero-window probes",
+        s.frames, s.connections, s.keepalive_connections, verdicts, s.keepalives, s.keepalive_acks, s.keepalive_rsts, s.zero_window_probes
+    );
+    if s.duplicates > 0 {
+        line.push_str(&format!(", {} duplicate frames", s.duplicates));
+    }
+    if s.undecodable > 0 {
+        line.push_str(&format!(", {} undecodable frames", s.undecodable));
+    }
+    line
+}

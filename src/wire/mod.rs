@@ -1,0 +1,184 @@
+//! Decode: one captured frame -> one TCP [`Segment`].
+//!
+//! Trusts nothing: every length is checked once here, and a frame that is not a
+//! TCP segment, or is too short to hold the headers it announces, is reported as
+//! a [`DecodeError`] or `Ok(None)` instead of panicking. etherparse does the IP
+//! and TCP work; the link layers it does not know (SLL2, BSD NULL, PPPoE) are
+//! fixed-size headers read here.
+
+mod link;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use etherparse::{IpNumber, LaxIpSlice, LenSource, TcpSlice};
+
+pub use link::{LinkType, UnsupportedLinkType};
+
+/// TCP flag bits as they sit in byte 13 of the header.
+pub mod flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+}
+
+/// Up to two VLAN ids (802.1Q, or QinQ outer then inner); 0 = none.
+///
+/// Part of the connection key: one flow seen on several VLANs is several flows
+/// (a mirror port often delivers the same segment once per VLAN).
+pub type VlanTags = [u16; 2];
+
+/// The fields of a TCP segment that the keepalive rules read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub vlan: VlanTags,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    /// Raw window field (unscaled): only "zero or not" matters here.
+    pub window: u16,
+    /// Payload length from the IP header, so snaplen-truncated frames count right.
+    pub payload_len: u32,
+    /// The first payload byte when it was captured.
+    pub first_byte: Option<u8>,
+    /// IPv4 identification (0 for IPv6): tells a copy of a frame from a resend.
+    pub ip_id: u16,
+    /// TCP timestamp option value (TSval), if present.
+    pub tsval: Option<u32>,
+    /// The segment carries an MPTCP option (kind 30).
+    pub mptcp: bool,
+}
+
+impl Segment {
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Sequence space the segment occupies: payload plus one each for SYN and FIN.
+    pub fn seq_len(&self) -> u32 {
+        self.payload_len + u32::from(self.has(flags::SYN)) + u32::from(self.has(flags::FIN))
+    }
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("{layer} header truncated: need {need} bytes, frame has {have}")]
+    Truncated {
+        layer: &'static str,
+        need: usize,
+        have: usize,
+    },
+    #[error("malformed {layer} header: {what}")]
+    Malformed {
+        layer: &'static str,
+        what: String,
+    },
+}
+
+/// Decode one frame of the given link type.
+///
+/// `Ok(None)` means a well-formed frame that is not a TCP segment (ARP, UDP, a
+/// non-first IP fragment, ...).
+pub fn decode(link: LinkType, frame: &[u8]) -> Result<Option<Segment>, DecodeError> {
+    let mut vlan = [0u16; 2];
+    match link::ip_payload(link, frame, &mut vlan)? {
+        Some(ip) => decode_ip(ip, vlan),
+        None => Ok(None),
+    }
+}
+
+/// Decode an IPv4 or IPv6 packet carrying TCP.
+pub fn decode_ip(ip: &[u8], vlan: VlanTags) -> Result<Option<Segment>, DecodeError> {
+    let (slice, _ext_err) = LaxIpSlice::from_slice(ip).map_err(|e| DecodeError::Malformed {
+        layer: "IP",
+        what: e.to_string(),
+    })?;
+    let payload = slice.payload();
+    if payload.ip_number != IpNumber::TCP || payload.fragmented {
+        return Ok(None);
+    }
+    // Bytes from the start of the IP header to the TCP header (IPv4 options,
+    // IPv6 extension headers), and where the IP header says the packet ends.
+    let tcp_offset = payload.payload.as_ptr() as usize - ip.as_ptr() as usize;
+    let (src, dst, ip_end, ip_id) = match &slice {
+        LaxIpSlice::Ipv4(v4) => {
+            let h = v4.header();
+            let (s, d): (Ipv4Addr, Ipv4Addr) = (h.source_addr(), h.destination_addr());
+            (IpAddr::V4(s), IpAddr::V4(d), usize::from(h.total_len()), h.identification())
+        }
+        LaxIpSlice::Ipv6(v6) => {
+            let h = v6.header();
+            let (s, d): (Ipv6Addr, Ipv6Addr) = (h.source_addr(), h.destination_addr());
+            (IpAddr::V6(s), IpAddr::V6(d), 40 + usize::from(h.payload_length()), 0)
+        }
+    };
+    let tcp = TcpSlice::from_slice(payload.payload).map_err(|e| DecodeError::Malformed {
+        layer: "TCP",
+        what: e.to_string(),
+    })?;
+    let header_len = usize::from(tcp.data_offset()) * 4;
+    // A length of 0 in the IP header (TSO on the capturing host, jumbograms)
+    // leaves only the captured bytes to go by.
+    let transport_len = if payload.len_source == LenSource::Slice {
+        payload.payload.len()
+    } else {
+        ip_end.saturating_sub(tcp_offset)
+    };
+    let payload_len = transport_len.saturating_sub(header_len);
+    let (tsval, mptcp) = scan_options(tcp.options());
+    Ok(Some(Segment {
+        src: SocketAddr::new(src, tcp.source_port()),
+        dst: SocketAddr::new(dst, tcp.destination_port()),
+        vlan,
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: tcp.header_slice()[13],
+        window: tcp.window_size(),
+        payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
+        first_byte: if payload_len > 0 {
+            tcp.payload().first().copied()
+        } else {
+            None
+        },
+        ip_id,
+        tsval,
+        mptcp,
+    }))
+}
+
+/// Walk the TCP options for the timestamp (kind 8) and MPTCP (kind 30).
+///
+/// etherparse's option iterator stops at the first kind it does not know, and
+/// MPTCP is one of those, so the walk is done here (RFC 9293 3.2: kind, length).
+fn scan_options(mut opts: &[u8]) -> (Option<u32>, bool) {
+    const END: u8 = 0;
+    const NOP: u8 = 1;
+    const TIMESTAMP: u8 = 8;
+    const MPTCP: u8 = 30;
+    let (mut tsval, mut mptcp) = (None, false);
+    while let Some(&kind) = opts.first() {
+        match kind {
+            END => break,
+            NOP => opts = &opts[1..],
+            _ => {
+                let len = usize::from(*opts.get(1).unwrap_or(&0));
+                if len < 2 || len > opts.len() {
+                    break;
+                }
+                if kind == TIMESTAMP && len == 10 {
+                    tsval = Some(u32::from_be_bytes([opts[2], opts[3], opts[4], opts[5]]));
+                }
+                mptcp |= kind == MPTCP;
+                opts = &opts[len..];
+            }
+        }
+    }
+    (tsval, mptcp)
+}
+
+#[cfg(test)]
+mod tests;
