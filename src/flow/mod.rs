@@ -132,7 +132,10 @@ impl Half {
                 _ => self.ack = Some(seg.ack),
             }
         }
-        self.window = Some(seg.window);
+        // An RST's window field means nothing (RFC 9293 3.10.7.1 ignores it).
+        if !seg.has(flags::RST) {
+            self.window = Some(seg.window);
+        }
         self.fin |= seg.has(flags::FIN);
         self.rst |= seg.has(flags::RST);
         self.last_time = Some(now);

@@ -55,6 +55,11 @@ pub fn classify(sender: &Half, peer: &Half, seg: &Segment, now: Micros) -> Shape
     {
         return Shape::Other;
     }
+    // A byte mapped to the MPTCP data stream is data, even when the subflow
+    // has already had it acknowledged (the redundant scheduler re-sends).
+    if seg.payload_len == 1 && seg.mptcp_data {
+        return Shape::Other;
+    }
     let peer_window_zero = peer.window == Some(0);
     if peer_window_zero && is_zero_window_probe(sender, peer, seg) {
         return Shape::ZeroWindowProbe;

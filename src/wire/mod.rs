@@ -48,8 +48,10 @@ pub struct Segment {
     pub ip_id: u16,
     /// TCP timestamp option value (TSval), if present.
     pub tsval: Option<u32>,
-    /// The segment carries an MPTCP option (kind 30).
-    pub mptcp: bool,
+    /// The segment carries an MPTCP DSS option with a data mapping: the
+    /// payload is MPTCP-level data (RFC 8684 3.3), which the redundant
+    /// scheduler re-sends on every subflow.
+    pub mptcp_data: bool,
 }
 
 impl Segment {
@@ -129,7 +131,7 @@ pub fn decode_ip(ip: &[u8], vlan: VlanTags) -> Result<Option<Segment>, DecodeErr
         ip_end.saturating_sub(tcp_offset)
     };
     let payload_len = transport_len.saturating_sub(header_len);
-    let (tsval, mptcp) = scan_options(tcp.options());
+    let (tsval, mptcp_data) = scan_options(tcp.options());
     Ok(Some(Segment {
         src: SocketAddr::new(src, tcp.source_port()),
         dst: SocketAddr::new(dst, tcp.destination_port()),
@@ -146,11 +148,12 @@ pub fn decode_ip(ip: &[u8], vlan: VlanTags) -> Result<Option<Segment>, DecodeErr
         },
         ip_id,
         tsval,
-        mptcp,
+        mptcp_data,
     }))
 }
 
-/// Walk the TCP options for the timestamp (kind 8) and MPTCP (kind 30).
+/// Walk the TCP options for the timestamp (kind 8) and an MPTCP data
+/// mapping (kind 30, subtype DSS = 2, flag M = 0x04).
 ///
 /// etherparse's option iterator stops at the first kind it does not know, and
 /// MPTCP is one of those, so the walk is done here (RFC 9293 3.2: kind, length).
@@ -159,7 +162,9 @@ fn scan_options(mut opts: &[u8]) -> (Option<u32>, bool) {
     const NOP: u8 = 1;
     const TIMESTAMP: u8 = 8;
     const MPTCP: u8 = 30;
-    let (mut tsval, mut mptcp) = (None, false);
+    const MPTCP_DSS: u8 = 2;
+    const DSS_MAPPING: u8 = 0x04;
+    let (mut tsval, mut mptcp_data) = (None, false);
     while let Some(&kind) = opts.first() {
         match kind {
             END => break,
@@ -172,12 +177,14 @@ fn scan_options(mut opts: &[u8]) -> (Option<u32>, bool) {
                 if kind == TIMESTAMP && len == 10 {
                     tsval = Some(u32::from_be_bytes([opts[2], opts[3], opts[4], opts[5]]));
                 }
-                mptcp |= kind == MPTCP;
+                if kind == MPTCP && len >= 4 {
+                    mptcp_data |= opts[2] >> 4 == MPTCP_DSS && opts[3] & DSS_MAPPING != 0;
+                }
                 opts = &opts[len..];
             }
         }
     }
-    (tsval, mptcp)
+    (tsval, mptcp_data)
 }
 
 #[cfg(test)]
