@@ -29,7 +29,14 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
     let mut errors = Vec::new();
     for (index, path) in files.iter().enumerate() {
         let progress = progress_bar(path, args.no_progress);
-        match read_file(&mut engine, &mut reporter, index, path, filter.as_deref(), &progress) {
+        match read_file(
+            &mut engine,
+            &mut reporter,
+            index,
+            path,
+            filter.as_deref(),
+            &progress,
+        ) {
             Ok(()) => {}
             // The same filter would fail on every file: stop here.
             Err(e @ CaptureError::Filter { .. }) => {
@@ -58,7 +65,11 @@ fn read_file(
     let link = cap.link();
     let mut since_tick = 0u64;
     while let Some(frame) = cap.next_frame()? {
-        let at = FrameRef { file, frame: frame.number, time: frame.time };
+        let at = FrameRef {
+            file,
+            frame: frame.number,
+            time: frame.time,
+        };
         engine.frame(at, link, frame.data, &mut |o| reporter.output(o));
         since_tick += frame.record_len;
         if frame.number % 65536 == 0 {
@@ -78,9 +89,15 @@ fn progress_bar(path: &Path, disabled: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(size);
-    let style = ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style.progress_chars("=> "));
-    bar.set_message(PathBuf::from(path.file_name().unwrap_or_default()).display().to_string());
+    bar.set_message(
+        PathBuf::from(path.file_name().unwrap_or_default())
+            .display()
+            .to_string(),
+    );
     bar
 }

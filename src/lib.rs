@@ -15,3 +15,6 @@ pub mod flow;
 pub mod keepalive;
 pub mod report;
 pub mod wire;
+
+#[cfg(test)]
+mod testkit;

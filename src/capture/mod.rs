@@ -24,7 +24,9 @@ pub enum CaptureError {
     },
     #[error("bad filter '{expr}': {reason}")]
     Filter { expr: String, reason: String },
-    #[error("{path}: read error after record {record}: {reason}; the file is truncated or corrupt")]
+    #[error(
+        "{path}: read error after record {record}: {reason}; the file is truncated or corrupt"
+    )]
     Read {
         path: PathBuf,
         record: u64,
@@ -72,7 +74,14 @@ impl FileCapture {
             })?),
             None => None,
         };
-        Ok(FileCapture { path: path.to_owned(), cap, link, filter, record: 0, buf: Vec::new() })
+        Ok(FileCapture {
+            path: path.to_owned(),
+            cap,
+            link,
+            filter,
+            record: 0,
+            buf: Vec::new(),
+        })
     }
 
     pub fn link(&self) -> LinkType {
@@ -103,7 +112,11 @@ impl FileCapture {
                 Err(e) => return end_or_error(&self.path, self.record, e),
             };
             self.record += 1;
-            if self.filter.as_ref().is_some_and(|bpf| bpf.filter(packet.data)) {
+            if self
+                .filter
+                .as_ref()
+                .is_some_and(|bpf| bpf.filter(packet.data))
+            {
                 self.buf.clear();
                 self.buf.extend_from_slice(packet.data);
                 break *packet.header;
@@ -111,23 +124,33 @@ impl FileCapture {
         };
         Ok(Some(frame(self.record, &header, &self.buf)))
     }
-
 }
 
 fn end_or_error<T>(path: &Path, record: u64, e: pcap::Error) -> Result<Option<T>, CaptureError> {
     match e {
         pcap::Error::NoMorePackets => Ok(None),
-        e => Err(CaptureError::Read { path: path.to_owned(), record, reason: e.to_string() }),
+        e => Err(CaptureError::Read {
+            path: path.to_owned(),
+            record,
+            reason: e.to_string(),
+        }),
     }
 }
 
 fn frame<'a>(number: u64, header: &pcap::PacketHeader, data: &'a [u8]) -> Frame<'a> {
     let ts = header.ts;
-    // Timestamps are whatever the file says: saturate, never overflow.
+    // Timestamps are whatever the file says: saturate, never overflow. The
+    // conversions are no-ops where time_t is 64 bits, not everywhere.
+    #[allow(clippy::useless_conversion)]
     let time = i64::from(ts.tv_sec)
         .saturating_mul(1_000_000)
         .saturating_add(i64::from(ts.tv_usec));
-    Frame { number, time, data, record_len: 16 + u64::from(header.caplen) }
+    Frame {
+        number,
+        time,
+        data,
+        record_len: 16 + u64::from(header.caplen),
+    }
 }
 
 /// libpcap's open errors are terse ("unknown file format"); say what it means.

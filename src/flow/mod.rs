@@ -43,10 +43,18 @@ impl FlowKey {
     /// The connection a segment belongs to, and which end sent it.
     pub fn of(seg: &Segment) -> (FlowKey, Side) {
         if seg.src <= seg.dst {
-            let key = FlowKey { lo: seg.src, hi: seg.dst, vlan: seg.vlan };
+            let key = FlowKey {
+                lo: seg.src,
+                hi: seg.dst,
+                vlan: seg.vlan,
+            };
             (key, Side::Lo)
         } else {
-            let key = FlowKey { lo: seg.dst, hi: seg.src, vlan: seg.vlan };
+            let key = FlowKey {
+                lo: seg.dst,
+                hi: seg.src,
+                vlan: seg.vlan,
+            };
             (key, Side::Hi)
         }
     }

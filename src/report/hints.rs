@@ -57,7 +57,10 @@ fn cadence(p: &ProberReport) -> Option<String> {
         return Some(if windows {
             format!("{}: 1-byte probes resent 1 s apart match Windows (KeepAliveInterval 1 s, 10 probes)", p.endpoint)
         } else {
-            format!("{}: 1-byte probes: not Linux (Linux sends 0-byte probes); Windows sends 1 byte", p.endpoint)
+            format!(
+                "{}: 1-byte probes: not Linux (Linux sends 0-byte probes); Windows sends 1 byte",
+                p.endpoint
+            )
         });
     }
     if zero == 0 {
@@ -68,7 +71,10 @@ fn cadence(p: &ProberReport) -> Option<String> {
         idle.is_some_and(|x| near(x, *i)) || interval.is_some_and(|x| near(x, *v))
     });
     if let Some((_, _, who)) = known {
-        return Some(format!("{}: 0-byte probes; cadence matches {}", p.endpoint, who));
+        return Some(format!(
+            "{}: 0-byte probes; cadence matches {}",
+            p.endpoint, who
+        ));
     }
     let mut parts = Vec::new();
     if let Some(i) = idle {
@@ -85,7 +91,10 @@ fn cadence(p: &ProberReport) -> Option<String> {
     } else {
         format!("; settings look like {}", parts.join(", "))
     };
-    Some(format!("{}: 0-byte probes (Linux/BSD style){}", p.endpoint, settings))
+    Some(format!(
+        "{}: 0-byte probes (Linux/BSD style){}",
+        p.endpoint, settings
+    ))
 }
 
 fn middlebox(p: &ProberReport) -> Option<String> {
@@ -107,7 +116,10 @@ fn middlebox(p: &ProberReport) -> Option<String> {
 
 fn dead(p: &ProberReport) -> Option<String> {
     let n = p.stats.gave_up_after?;
-    let interval = p.interval().map(|i| format!(" {:.1} s apart", secs(i))).unwrap_or_default();
+    let interval = p
+        .interval()
+        .map(|i| format!(" {:.1} s apart", secs(i)))
+        .unwrap_or_default();
     Some(format!(
         "{} gave up: {n} unanswered probes{interval}, then its RST (TCP_KEEPCNT {n})",
         p.endpoint

@@ -110,7 +110,11 @@ fn prober_line(p: &ProberReport) -> ProberLine {
         idle_s: p.idle().map(s),
         interval_s: p.interval().map(s),
         count_before_rst: st.gave_up_after,
-        rtt_ms: match (rtt(|v| v.iter().min().copied()), rtt(super::median), rtt(|v| v.iter().max().copied())) {
+        rtt_ms: match (
+            rtt(|v| v.iter().min().copied()),
+            rtt(super::median),
+            rtt(|v| v.iter().max().copied()),
+        ) {
             (Some(min), Some(median), Some(max)) => Some(Rtt { min, median, max }),
             _ => None,
         },
@@ -140,7 +144,6 @@ impl<W: Write> JsonWriter<W> {
     pub fn new(out: W, files: Vec<String>) -> JsonWriter<W> {
         JsonWriter { out, files }
     }
-
 
     pub fn event(&mut self, e: &Event) -> io::Result<()> {
         let answer = matches!(
@@ -221,7 +224,11 @@ pub struct Summary {
 
 impl Summary {
     pub fn new(files: Vec<String>) -> Summary {
-        Summary { r#type: "summary", files, ..Default::default() }
+        Summary {
+            r#type: "summary",
+            files,
+            ..Default::default()
+        }
     }
 
     /// Count one reported connection.

@@ -111,7 +111,13 @@ pub struct ConnectionReport {
 impl ConnectionReport {
     pub fn new(key: &FlowKey, conn: &Conn) -> ConnectionReport {
         let client_side = conn.flow.syn_from.unwrap_or_else(|| guess_client(key));
-        let role = |side: Side| if side == client_side { "client" } else { "server" };
+        let role = |side: Side| {
+            if side == client_side {
+                "client"
+            } else {
+                "server"
+            }
+        };
         let probers: Vec<ProberReport> = [client_side, client_side.other()]
             .into_iter()
             .filter_map(|side| {
@@ -123,7 +129,12 @@ impl ConnectionReport {
                 })
             })
             .collect();
-        let zero_window_probes = conn.probers.iter().flatten().map(|s| s.zero_window_probes).sum();
+        let zero_window_probes = conn
+            .probers
+            .iter()
+            .flatten()
+            .map(|s| s.zero_window_probes)
+            .sum();
         let [a, b] = &conn.flow.half;
         let state = match (a.rst || b.rst, a.fin && b.fin) {
             (true, _) => "reset",

@@ -42,9 +42,18 @@ impl<'w> Reporter<'w> {
         let format = if args.json {
             Format::Json(JsonWriter::new(out, files.clone()))
         } else {
-            Format::Text { out, report: TextReport::new(args.all), verbose: args.verbose }
+            Format::Text {
+                out,
+                report: TextReport::new(args.all),
+                verbose: args.verbose,
+            }
         };
-        Reporter { format, summary: Summary::new(files.clone()), files, error: None }
+        Reporter {
+            format,
+            summary: Summary::new(files.clone()),
+            files,
+            error: None,
+        }
     }
 
     pub fn output(&mut self, o: Output) {
@@ -59,14 +68,17 @@ impl<'w> Reporter<'w> {
             (Format::Json(w), Output::Connection(c)) => w.connection(&c),
             (Format::Text { out, verbose, .. }, Output::Event(e)) if *verbose => {
                 let file = if self.files.len() > 1 {
-                    format!("{} ", self.files.get(e.file).map(String::as_str).unwrap_or(""))
+                    format!(
+                        "{} ",
+                        self.files.get(e.file).map(String::as_str).unwrap_or("")
+                    )
                 } else {
                     String::new()
                 };
                 writeln!(out, "{}", event_line(e, &file))
             }
             (Format::Text { report, .. }, Output::Connection(c)) => {
-                report.connection(c);
+                report.connection(*c);
                 Ok(())
             }
             _ => Ok(()),

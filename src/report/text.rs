@@ -62,8 +62,17 @@ pub fn event_line(e: &Event, file: &str) -> String {
 }
 
 const HEADER: [&str; 11] = [
-    "STREAM", "CONNECTION (client > server)", "PROBER", "PROBES", "ACK", "RST", "UNANS", "IDLE",
-    "INTERVAL", "RTT", "VERDICT",
+    "STREAM",
+    "CONNECTION (client > server)",
+    "PROBER",
+    "PROBES",
+    "ACK",
+    "RST",
+    "UNANS",
+    "IDLE",
+    "INTERVAL",
+    "RTT",
+    "VERDICT",
 ];
 
 fn prober_cells(p: Option<&ProberReport>) -> [String; 7] {
@@ -90,7 +99,10 @@ pub struct TextReport {
 
 impl TextReport {
     pub fn new(all: bool) -> TextReport {
-        TextReport { rows: Vec::new(), all }
+        TextReport {
+            rows: Vec::new(),
+            all,
+        }
     }
 
     pub fn connection(&mut self, c: ConnectionReport) {
@@ -112,7 +124,12 @@ impl TextReport {
     fn table(&self, out: &mut dyn Write) -> io::Result<()> {
         let mut lines: Vec<([String; 11], Option<Verdict>, &[String])> = Vec::new();
         for c in &self.rows {
-            let conn = format!("{} > {}{}", c.client, c.server, if c.syn_seen { "" } else { " (no SYN)" });
+            let conn = format!(
+                "{} > {}{}",
+                c.client,
+                c.server,
+                if c.syn_seen { "" } else { " (no SYN)" }
+            );
             let probers: Vec<Option<&ProberReport>> = if c.probers.is_empty() {
                 vec![None]
             } else {
@@ -123,14 +140,32 @@ impl TextReport {
                 let rtt = p.and_then(|p| median(&p.stats.rtts));
                 let [role, probes, ack, rst, unans, idle, intvl] = prober_cells(*p);
                 let cells = [
-                    if first { c.stream.to_string() } else { String::new() },
+                    if first {
+                        c.stream.to_string()
+                    } else {
+                        String::new()
+                    },
                     if first { conn.clone() } else { String::new() },
-                    role, probes, ack, rst, unans, idle, intvl,
-                    if p.is_some() { duration(rtt) } else { String::new() },
+                    role,
+                    probes,
+                    ack,
+                    rst,
+                    unans,
+                    idle,
+                    intvl,
+                    if p.is_some() {
+                        duration(rtt)
+                    } else {
+                        String::new()
+                    },
                     String::new(),
                 ];
                 let last = i + 1 == probers.len();
-                lines.push((cells, first.then_some(c.verdict), if last { &c.hints } else { &[] }));
+                lines.push((
+                    cells,
+                    first.then_some(c.verdict),
+                    if last { &c.hints } else { &[] },
+                ));
             }
         }
         let mut widths = HEADER.map(str::len);
@@ -139,17 +174,30 @@ impl TextReport {
                 *w = (*w).max(cell.chars().count());
             }
         }
-        let header: Vec<String> =
-            HEADER.iter().zip(widths).map(|(h, w)| format!("{h:<w$}")).collect();
+        let header: Vec<String> = HEADER
+            .iter()
+            .zip(widths)
+            .map(|(h, w)| format!("{h:<w$}"))
+            .collect();
         writeln!(out, "{}", header.join("  ").trim_end().bold())?;
         for (cells, verdict, hints) in lines {
             let mut row: Vec<String> = cells[..10]
                 .iter()
                 .zip(widths)
                 .enumerate()
-                .map(|(i, (cell, w))| if i == 1 || i == 2 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
+                .map(|(i, (cell, w))| {
+                    if i == 1 || i == 2 {
+                        format!("{cell:<w$}")
+                    } else {
+                        format!("{cell:>w$}")
+                    }
+                })
                 .collect();
-            row.push(verdict.map(|v| paint_verdict(v).to_string()).unwrap_or_default());
+            row.push(
+                verdict
+                    .map(|v| paint_verdict(v).to_string())
+                    .unwrap_or_default(),
+            );
             writeln!(out, "{}", row.join("  ").trim_end())?;
             for hint in hints {
                 writeln!(out, "        {} {}", "-".dimmed(), hint.dimmed())?;
@@ -163,9 +211,17 @@ fn summary_line(s: &Summary) -> String {
     let verdicts: Vec<String> = Verdict::ALL
         .iter()
         .filter(|v| **v != Verdict::NoKeepalive)
-        .filter_map(|v| s.verdicts.get(v.name()).map(|n| format!("{n} {}", paint_verdict(*v))))
+        .filter_map(|v| {
+            s.verdicts
+                .get(v.name())
+                .map(|n| format!("{n} {}", paint_verdict(*v)))
+        })
         .collect();
-    let verdicts = if verdicts.is_empty() { String::new() } else { format!(": {}", verdicts.join(", ")) };
+    let verdicts = if verdicts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", verdicts.join(", "))
+    };
     let mut line = format!(
         "{} frames, {} TCP connections, {} with keepalive{}; {} probes, {} ACKed, {} answered by RST, {} zero-window probes",
         s.frames, s.connections, s.keepalive_connections, verdicts, s.keepalives, s.keepalive_acks, s.keepalive_rsts, s.zero_window_probes

@@ -72,18 +72,24 @@ pub fn ip_payload<'a>(
             ether_payload(eth.ether_type().0, eth.payload_slice(), vlan)
         }
         LinkType::LinuxSll => {
-            let rest = frame.get(16..).ok_or(truncated("Linux SLL", 16, frame.len()))?;
+            let rest = frame
+                .get(16..)
+                .ok_or(truncated("Linux SLL", 16, frame.len()))?;
             ether_payload(be16(frame, 14), rest, vlan)
         }
         LinkType::LinuxSll2 => {
-            let rest = frame.get(20..).ok_or(truncated("Linux SLL2", 20, frame.len()))?;
+            let rest = frame
+                .get(20..)
+                .ok_or(truncated("Linux SLL2", 20, frame.len()))?;
             ether_payload(be16(frame, 0), rest, vlan)
         }
         // The address family value differs between BSDs (AF_INET6 is 24, 28 or
         // 30) and its byte order depends on the writer, so the IP version
         // nibble decides.
         LinkType::Null => {
-            let rest = frame.get(4..).ok_or(truncated("NULL/loopback", 4, frame.len()))?;
+            let rest = frame
+                .get(4..)
+                .ok_or(truncated("NULL/loopback", 4, frame.len()))?;
             Ok(ip_by_version(rest))
         }
         LinkType::RawIp => Ok(ip_by_version(frame)),

@@ -10,7 +10,7 @@ mod link;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use etherparse::{IpNumber, LaxIpSlice, LenSource, TcpSlice};
+use etherparse::{IpNumber, LaxIpSlice, TcpSlice};
 
 pub use link::{LinkType, UnsupportedLinkType};
 
@@ -75,10 +75,7 @@ pub enum DecodeError {
         have: usize,
     },
     #[error("malformed {layer} header: {what}")]
-    Malformed {
-        layer: &'static str,
-        what: String,
-    },
+    Malformed { layer: &'static str, what: String },
 }
 
 /// Decode one frame of the given link type.
@@ -104,18 +101,23 @@ pub fn decode_ip(ip: &[u8], vlan: VlanTags) -> Result<Option<Segment>, DecodeErr
         return Ok(None);
     }
     // Bytes from the start of the IP header to the TCP header (IPv4 options,
-    // IPv6 extension headers), and where the IP header says the packet ends.
+    // IPv6 extension headers).
     let tcp_offset = payload.payload.as_ptr() as usize - ip.as_ptr() as usize;
+    // Where the IP header says the packet ends; `None` when it says 0 (TSO
+    // on the capturing host, IPv6 jumbograms), which leaves only the
+    // captured bytes to go by.
     let (src, dst, ip_end, ip_id) = match &slice {
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
             let (s, d): (Ipv4Addr, Ipv4Addr) = (h.source_addr(), h.destination_addr());
-            (IpAddr::V4(s), IpAddr::V4(d), usize::from(h.total_len()), h.identification())
+            let end = (h.total_len() != 0).then_some(usize::from(h.total_len()));
+            (IpAddr::V4(s), IpAddr::V4(d), end, h.identification())
         }
         LaxIpSlice::Ipv6(v6) => {
             let h = v6.header();
             let (s, d): (Ipv6Addr, Ipv6Addr) = (h.source_addr(), h.destination_addr());
-            (IpAddr::V6(s), IpAddr::V6(d), 40 + usize::from(h.payload_length()), 0)
+            let end = (h.payload_length() != 0).then_some(40 + usize::from(h.payload_length()));
+            (IpAddr::V6(s), IpAddr::V6(d), end, 0)
         }
     };
     let tcp = TcpSlice::from_slice(payload.payload).map_err(|e| DecodeError::Malformed {
@@ -123,12 +125,9 @@ pub fn decode_ip(ip: &[u8], vlan: VlanTags) -> Result<Option<Segment>, DecodeErr
         what: e.to_string(),
     })?;
     let header_len = usize::from(tcp.data_offset()) * 4;
-    // A length of 0 in the IP header (TSO on the capturing host, jumbograms)
-    // leaves only the captured bytes to go by.
-    let transport_len = if payload.len_source == LenSource::Slice {
-        payload.payload.len()
-    } else {
-        ip_end.saturating_sub(tcp_offset)
+    let transport_len = match ip_end {
+        Some(end) => end.saturating_sub(tcp_offset),
+        None => payload.payload.len(),
     };
     let payload_len = transport_len.saturating_sub(header_len);
     let (tsval, mptcp_data) = scan_options(tcp.options());

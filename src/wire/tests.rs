@@ -1,0 +1,232 @@
+//! Frames built with etherparse's PacketBuilder (or by hand where it has no
+//! builder), decoded back.
+
+use etherparse::{PacketBuilder, TcpOptionElement};
+
+use super::*;
+
+const SRC_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const DST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const V4_SRC: [u8; 4] = [192, 0, 2, 1];
+const V4_DST: [u8; 4] = [192, 0, 2, 2];
+
+fn v6(last: u8) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    a[15] = last;
+    a
+}
+
+/// An Ethernet/IPv4 ACK from 192.0.2.1:40000 to 192.0.2.2:5432.
+fn ether_v4(payload: &[u8]) -> Vec<u8> {
+    let builder = PacketBuilder::ethernet2(SRC_MAC, DST_MAC)
+        .ipv4(V4_SRC, V4_DST, 64)
+        .tcp(40000, 5432, 1000, 500)
+        .ack(5000);
+    let mut frame = Vec::new();
+    builder.write(&mut frame, payload).expect("build frame");
+    frame
+}
+
+/// The IPv4 packet inside `ether_v4`.
+fn ip_v4(payload: &[u8]) -> Vec<u8> {
+    ether_v4(payload)[14..].to_vec()
+}
+
+fn decoded(link: LinkType, frame: &[u8]) -> Segment {
+    decode(link, frame).expect("decodes").expect("is TCP")
+}
+
+#[test]
+fn ethernet_ipv4_fields() {
+    let seg = decoded(LinkType::Ethernet, &ether_v4(&[0x00]));
+    assert_eq!(seg.src.to_string(), "192.0.2.1:40000");
+    assert_eq!(seg.dst.to_string(), "192.0.2.2:5432");
+    assert_eq!((seg.seq, seg.ack, seg.window), (1000, 5000, 500));
+    assert_eq!(seg.flags, flags::ACK);
+    assert_eq!(seg.payload_len, 1);
+    assert_eq!(seg.first_byte, Some(0));
+    assert_eq!(seg.vlan, [0, 0]);
+}
+
+#[test]
+fn ethernet_padding_is_not_payload() {
+    // A 0-byte probe is 54 bytes; Ethernet pads it to 60.
+    let mut frame = ether_v4(&[]);
+    frame.resize(60, 0);
+    assert_eq!(decoded(LinkType::Ethernet, &frame).payload_len, 0);
+}
+
+#[test]
+fn snaplen_cut_frame_keeps_ip_payload_length() {
+    let frame = ether_v4(&[7u8; 1200]);
+    let cut = &frame[..14 + 20 + 20 + 4];
+    let seg = decoded(LinkType::Ethernet, cut);
+    assert_eq!(seg.payload_len, 1200);
+    assert_eq!(seg.first_byte, Some(7));
+}
+
+#[test]
+fn ip_total_length_zero_falls_back_to_captured_bytes() {
+    // TSO on the capturing host leaves total length 0 in outgoing frames.
+    let mut frame = ether_v4(&[1, 2, 3]);
+    frame[16] = 0;
+    frame[17] = 0;
+    assert_eq!(decoded(LinkType::Ethernet, &frame).payload_len, 3);
+}
+
+#[test]
+fn qinq_tags_are_recorded_outer_first() {
+    let builder = PacketBuilder::ethernet2(SRC_MAC, DST_MAC)
+        .double_vlan(10.try_into().unwrap(), 20.try_into().unwrap())
+        .ipv4(V4_SRC, V4_DST, 64)
+        .tcp(40000, 5432, 1000, 500)
+        .ack(5000);
+    let mut frame = Vec::new();
+    builder.write(&mut frame, &[]).unwrap();
+    assert_eq!(decoded(LinkType::Ethernet, &frame).vlan, [10, 20]);
+}
+
+#[test]
+fn single_vlan_tag() {
+    let builder = PacketBuilder::ethernet2(SRC_MAC, DST_MAC)
+        .single_vlan(42.try_into().unwrap())
+        .ipv4(V4_SRC, V4_DST, 64)
+        .tcp(40000, 5432, 1000, 500)
+        .ack(5000);
+    let mut frame = Vec::new();
+    builder.write(&mut frame, &[]).unwrap();
+    assert_eq!(decoded(LinkType::Ethernet, &frame).vlan, [42, 0]);
+}
+
+#[test]
+fn pppoe_session_carries_ipv4() {
+    let ip = ip_v4(&[]);
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&DST_MAC);
+    frame.extend_from_slice(&SRC_MAC);
+    frame.extend_from_slice(&[0x88, 0x64, 0x11, 0x00, 0x12, 0x34]);
+    frame.extend_from_slice(&((ip.len() + 2) as u16).to_be_bytes());
+    frame.extend_from_slice(&[0x00, 0x21]);
+    frame.extend_from_slice(&ip);
+    assert_eq!(decoded(LinkType::Ethernet, &frame).seq, 1000);
+}
+
+#[test]
+fn pppoe_control_protocol_is_not_ip() {
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&DST_MAC);
+    frame.extend_from_slice(&SRC_MAC);
+    frame.extend_from_slice(&[0x88, 0x64, 0x11, 0x00, 0x12, 0x34, 0x00, 0x04, 0xc0, 0x21]);
+    frame.extend_from_slice(&[1, 1, 0, 4]);
+    assert_eq!(decode(LinkType::Ethernet, &frame), Ok(None));
+}
+
+#[test]
+fn linux_sll_and_sll2_headers() {
+    let ip = ip_v4(&[]);
+    let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x08, 0x00];
+    sll.extend_from_slice(&ip);
+    assert_eq!(decoded(LinkType::LinuxSll, &sll).ack, 5000);
+    let mut sll2 = vec![
+        0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0,
+    ];
+    sll2.extend_from_slice(&ip);
+    assert_eq!(decoded(LinkType::LinuxSll2, &sll2).ack, 5000);
+}
+
+#[test]
+fn bsd_null_in_either_byte_order_and_raw_ip() {
+    let ip = ip_v4(&[]);
+    for family in [[2, 0, 0, 0], [0, 0, 0, 2]] {
+        let mut frame = family.to_vec();
+        frame.extend_from_slice(&ip);
+        assert_eq!(decoded(LinkType::Null, &frame).seq, 1000);
+    }
+    assert_eq!(decoded(LinkType::RawIp, &ip).seq, 1000);
+}
+
+#[test]
+fn ipv6_with_hop_by_hop_header() {
+    let builder = PacketBuilder::ipv6(v6(1), v6(2), 64)
+        .tcp(40000, 443, 7, 1000)
+        .ack(9);
+    let mut ip = Vec::new();
+    builder.write(&mut ip, &[]).unwrap();
+    // Insert an 8-byte hop-by-hop header (next header TCP) after the fixed header.
+    let mut with_ext = ip[..40].to_vec();
+    with_ext[6] = 0; // next header: hop-by-hop
+    let plen = u16::from_be_bytes([ip[4], ip[5]]) + 8;
+    with_ext[4..6].copy_from_slice(&plen.to_be_bytes());
+    with_ext.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
+    with_ext.extend_from_slice(&ip[40..]);
+    let seg = decoded(LinkType::RawIp, &with_ext);
+    assert_eq!(seg.src.to_string(), "[2001:db8::1]:40000");
+    assert_eq!((seg.seq, seg.ack, seg.payload_len), (7, 9, 0));
+}
+
+#[test]
+fn timestamp_option_is_read() {
+    let builder = PacketBuilder::ipv4(V4_SRC, V4_DST, 64)
+        .tcp(40000, 5432, 1000, 500)
+        .ack(5000)
+        .options(&[
+            TcpOptionElement::Noop,
+            TcpOptionElement::Noop,
+            TcpOptionElement::Timestamp(123456, 654321),
+        ])
+        .unwrap();
+    let mut ip = Vec::new();
+    builder.write(&mut ip, &[]).unwrap();
+    assert_eq!(decoded(LinkType::RawIp, &ip).tsval, Some(123456));
+}
+
+#[test]
+fn mptcp_dss_with_mapping_is_flagged() {
+    // Kind 30, length 20, subtype DSS (2), flags A|M, then ack/mapping fields.
+    let mut dss = vec![30, 20, 0x20, 0x05];
+    dss.extend_from_slice(&[0; 16]);
+    let builder = PacketBuilder::ipv4(V4_SRC, V4_DST, 64)
+        .tcp(40000, 5432, 1000, 500)
+        .ack(5000)
+        .options_raw(&dss)
+        .unwrap();
+    let mut ip = Vec::new();
+    builder.write(&mut ip, &[0x41]).unwrap();
+    assert!(decoded(LinkType::RawIp, &ip).mptcp_data);
+}
+
+#[test]
+fn udp_is_not_tcp() {
+    let builder = PacketBuilder::ipv4(V4_SRC, V4_DST, 64).udp(53, 53);
+    let mut ip = Vec::new();
+    builder.write(&mut ip, &[1, 2, 3]).unwrap();
+    assert_eq!(decode(LinkType::RawIp, &ip), Ok(None));
+}
+
+#[test]
+fn cut_inside_the_headers_is_an_error_cut_in_the_payload_is_snaplen() {
+    let frame = ether_v4(&[0x00]);
+    let headers = 14 + 20 + 20;
+    for len in 0..=frame.len() {
+        match decode(LinkType::Ethernet, &frame[..len]) {
+            Ok(Some(seg)) => {
+                assert!(
+                    len >= headers,
+                    "cut at {len} inside the headers gave a segment"
+                );
+                assert_eq!(seg.payload_len, 1, "cut at {len}");
+            }
+            _ => assert!(
+                len < headers,
+                "cut at {len} after the headers gave no segment"
+            ),
+        }
+    }
+}
+
+#[test]
+fn unknown_link_type_is_named() {
+    let err = LinkType::from_dlt(147).unwrap_err();
+    assert!(err.to_string().contains("147"), "{err}");
+}

@@ -32,7 +32,7 @@ pub struct FrameRef {
 #[derive(Debug)]
 pub enum Output<'a> {
     Event(&'a Event),
-    Connection(ConnectionReport),
+    Connection(Box<ConnectionReport>),
 }
 
 /// Everything kept about one connection.
@@ -115,7 +115,9 @@ impl Engine {
             && self.conns.get(&key).is_some_and(|c| c.flow.closed());
         if reopened {
             if let Some(old) = self.conns.remove(&key) {
-                out(Output::Connection(ConnectionReport::new(&key, &old)));
+                out(Output::Connection(Box::new(ConnectionReport::new(
+                    &key, &old,
+                ))));
             }
         }
         let totals = &mut self.totals;
@@ -147,7 +149,9 @@ impl Engine {
             self.closed.pop_front();
             if self.conns.get(&key).is_some_and(|c| c.stream == stream) {
                 if let Some(conn) = self.conns.remove(&key) {
-                    out(Output::Connection(ConnectionReport::new(&key, &conn)));
+                    out(Output::Connection(Box::new(ConnectionReport::new(
+                        &key, &conn,
+                    ))));
                 }
             }
         }
@@ -158,7 +162,9 @@ impl Engine {
         let mut rest: Vec<(FlowKey, Conn)> = self.conns.drain().collect();
         rest.sort_unstable_by_key(|(_, c)| c.stream);
         for (key, conn) in rest {
-            out(Output::Connection(ConnectionReport::new(&key, &conn)));
+            out(Output::Connection(Box::new(ConnectionReport::new(
+                &key, &conn,
+            ))));
         }
         self.closed.clear();
     }
@@ -263,3 +269,6 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
