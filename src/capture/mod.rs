@@ -70,7 +70,7 @@ impl FileCapture {
         let filter = match filter {
             Some(expr) => Some(cap.compile(expr, true).map_err(|e| CaptureError::Filter {
                 expr: expr.to_owned(),
-                reason: e.to_string(),
+                reason: pcap_text(&e),
             })?),
             None => None,
         };
@@ -132,7 +132,7 @@ fn end_or_error<T>(path: &Path, record: u64, e: pcap::Error) -> Result<Option<T>
         e => Err(CaptureError::Read {
             path: path.to_owned(),
             record,
-            reason: e.to_string(),
+            reason: pcap_text(&e),
         }),
     }
 }
@@ -153,9 +153,15 @@ fn frame<'a>(number: u64, header: &pcap::PacketHeader, data: &'a [u8]) -> Frame<
     }
 }
 
+/// The pcap crate prefixes every libpcap message with "libpcap error: ".
+fn pcap_text(err: &pcap::Error) -> String {
+    let text = err.to_string();
+    text.strip_prefix("libpcap error: ").unwrap_or(&text).to_string()
+}
+
 /// libpcap's open errors are terse ("unknown file format"); say what it means.
 fn open_reason(path: &Path, err: &pcap::Error) -> String {
-    let text = err.to_string();
+    let text = pcap_text(err);
     if !path.exists() {
         return "no such file".into();
     }

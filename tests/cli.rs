@@ -1,0 +1,144 @@
+//! The command line as a user meets it: bad input gets one clear line on
+//! stderr and exit status 2, never a panic, and what was read is still
+//! reported.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use pcap::{Capture, Linktype, Packet, PacketHeader};
+
+fn kaprobe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run kaprobe")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kaprobe-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn capture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("captures").join(name).display().to_string()
+}
+
+/// One clear line on stderr, exit 2, no panic.
+fn assert_one_line_error(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("kaprobe: ") && err.contains(needle), "{err}");
+}
+
+#[test]
+fn missing_file() {
+    let out = kaprobe(&["analyze", "/nonexistent/trace.pcap"]);
+    assert_one_line_error(&out, "no such file");
+}
+
+#[test]
+fn not_a_capture() {
+    let path = temp("text.pcap");
+    std::fs::write(&path, "this is not a capture\n").unwrap();
+    let out = kaprobe(&["analyze", path.to_str().unwrap()]);
+    assert_one_line_error(&out, "not a pcap or pcapng capture");
+}
+
+#[test]
+fn unknown_link_type_is_named() {
+    let path = temp("user0.pcap");
+    let dead = Capture::dead(Linktype(147)).unwrap();
+    let mut save = dead.savefile(&path).unwrap();
+    let header = PacketHeader { ts: libc_timeval(), caplen: 4, len: 4 };
+    save.write(&Packet::new(&header, &[1, 2, 3, 4]));
+    drop(save);
+    let out = kaprobe(&["analyze", path.to_str().unwrap()]);
+    assert_one_line_error(&out, "link type 147");
+}
+
+fn libc_timeval() -> libc::timeval {
+    libc::timeval { tv_sec: 1, tv_usec: 0 }
+}
+
+#[test]
+fn truncated_capture_keeps_what_was_read() {
+    let full = std::fs::read(capture("alive.pcap")).unwrap();
+    let path = temp("cut.pcap");
+    std::fs::write(&path, &full[..full.len() - 7]).unwrap();
+    let out = kaprobe(&["analyze", "--json", path.to_str().unwrap()]);
+    assert_one_line_error(&out, "truncated");
+    let text = stdout(&out);
+    let summary = text.lines().last().expect("a summary line");
+    let v: serde_json::Value = serde_json::from_str(summary).unwrap();
+    assert_eq!(v["type"], "summary");
+    assert!(v["frames"].as_u64().unwrap() > 5, "{summary}");
+    assert!(v["keepalives"].as_u64().unwrap() > 0, "{summary}");
+}
+
+#[test]
+fn bad_filter() {
+    let out = kaprobe(&["analyze", &capture("alive.pcap"), "port", "nosuchport"]);
+    assert_one_line_error(&out, "bad filter 'port nosuchport'");
+}
+
+#[test]
+fn filter_keeps_file_frame_numbers() {
+    let all = stdout(&kaprobe(&["analyze", "--json", &capture("alive.pcap")]));
+    let filtered = stdout(&kaprobe(&["analyze", "--json", &capture("alive.pcap"), "tcp"]));
+    let frames = |text: &str| -> Vec<u64> {
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["type"] == "keepalive")
+            .filter_map(|v| v["frame"].as_u64())
+            .collect()
+    };
+    assert!(!frames(&all).is_empty());
+    assert_eq!(frames(&all), frames(&filtered));
+}
+
+#[test]
+fn filter_that_matches_nothing_reports_nothing() {
+    let out = kaprobe(&["analyze", "--json", &capture("alive.pcap"), "udp"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(v["keepalives"], 0);
+    assert_eq!(v["connections"], 0);
+}
+
+#[test]
+fn later_files_are_read_after_a_bad_one() {
+    let out = kaprobe(&["analyze", "--json", "/nonexistent.pcap", &capture("alive.pcap")]);
+    assert_one_line_error(&out, "no such file");
+    assert!(stdout(&out).contains("\"type\":\"keepalive\""));
+}
+
+#[test]
+fn closed_pipe_is_not_an_error() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+        .args(["analyze", "--json", &capture("alive.pcap")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(status.code() == Some(0), "status {status:?}, stderr {err}");
+}
