@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::capture::{CaptureError, FileCapture};
 use crate::cli::AnalyzeArgs;
 use crate::engine::{Engine, FrameRef};
+use crate::flow::Micros;
 use crate::report::Reporter;
 
 /// Files smaller than this finish before a progress bar would help.
@@ -48,7 +49,7 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
         progress.finish_and_clear();
         reporter.check()?;
     }
-    engine.finish(&mut |o| reporter.output(o));
+    engine.finish(Micros::MAX, &mut |o| reporter.output(o));
     reporter.finish(&engine.totals, &errors)?;
     Ok(RunEnd { errors })
 }

@@ -24,6 +24,11 @@ pub enum Command {
         after_help = "Examples:\n  kaprobe analyze trace.pcap\n  kaprobe analyze -v trace.pcap port 5432\n  kaprobe analyze --json a.pcap b.pcapng | jq 'select(.type==\"connection\")'"
     )]
     Analyze(AnalyzeArgs),
+    /// Watch live traffic on an interface: keepalive events as they happen, the report at the end.
+    #[command(
+        after_help = "Examples:\n  sudo kaprobe sniff -i eth0\n  sudo kaprobe sniff -i any port 5432\n  sudo kaprobe sniff -i eth0 --json -w trace.pcap --duration 600\n\nEnds on Ctrl-C, SIGTERM, -c or --duration, then prints the per-connection report and libpcap's counters."
+    )]
+    Sniff(SniffArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -90,4 +95,49 @@ impl AnalyzeArgs {
 fn looks_like_file(word: &str) -> bool {
     const EXTENSIONS: [&str; 5] = [".pcap", ".pcapng", ".cap", ".dmp", ".trace"];
     Path::new(word).exists() || word.contains('/') || EXTENSIONS.iter().any(|e| word.ends_with(e))
+}
+
+#[derive(Args, Debug)]
+pub struct SniffArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Interface to capture on (`any` for all, as Linux cooked SLL2).
+    #[arg(
+        short,
+        long,
+        value_name = "IFACE",
+        required_unless_present = "list_interfaces"
+    )]
+    pub interface: Option<String>,
+    /// List the interfaces that can be captured on, and exit.
+    #[arg(short = 'D', long)]
+    pub list_interfaces: bool,
+    /// Bytes captured per packet: enough for the headers kaprobe reads.
+    #[arg(short, long, default_value_t = 160, value_name = "BYTES")]
+    pub snaplen: i32,
+    /// Kernel capture buffer in KiB (libpcap's default when not given).
+    #[arg(short = 'B', long, value_name = "KIB")]
+    pub buffer_size: Option<i32>,
+    /// Do not put the interface into promiscuous mode.
+    #[arg(short = 'p', long)]
+    pub no_promiscuous_mode: bool,
+    /// Also write every captured packet to this pcap file.
+    #[arg(short = 'w', long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Stop after this many events.
+    #[arg(short = 'c', long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// A probe still unanswered after this many seconds is reported `unanswered`.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    pub grace: f64,
+    /// Forget a connection silent for this long (it is reported when it leaves).
+    /// The default outlasts Linux's default keepalive (7200 s + 9 x 75 s).
+    #[arg(long, default_value_t = 10800.0, value_name = "SECONDS")]
+    pub idle_timeout: f64,
+    /// tcpdump-style filter, ANDed with `tcp`, e.g. `port 5432`.
+    #[arg(value_name = "FILTER", trailing_var_arg = true)]
+    pub filter: Vec<String>,
 }

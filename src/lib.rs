@@ -3,7 +3,7 @@
 //! Data travels one way: `capture` (packet sources) -> `wire` (frame ->
 //! segment) -> `flow` (per-connection state) -> `keepalive` (the rules) ->
 //! `report` (per-connection verdicts and writers). `engine` joins the middle
-//! steps; `analyze` is the command that feeds it from files.
+//! steps; `analyze` feeds it from files, `sniff` from a live interface.
 
 #![forbid(unsafe_code)]
 
@@ -14,6 +14,7 @@ pub mod engine;
 pub mod flow;
 pub mod keepalive;
 pub mod report;
+pub mod sniff;
 pub mod wire;
 
 #[cfg(test)]

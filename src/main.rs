@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use kaprobe::cli::{Cli, Command};
-use kaprobe::{analyze, report};
+use kaprobe::{analyze, report, sniff};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -18,6 +18,10 @@ fn main() -> ExitCode {
         Command::Analyze(args) => {
             report::set_color(args.output.color, is_terminal);
             analyze::run(args, &mut out)
+        }
+        Command::Sniff(args) => {
+            report::set_color(args.output.color, is_terminal);
+            sniff::run(args, &mut out)
         }
     };
     let result = result.and_then(|end| out.flush().map(|()| end));

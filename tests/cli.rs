@@ -30,7 +30,11 @@ fn temp(name: &str) -> PathBuf {
 }
 
 fn capture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("captures").join(name).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("captures")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 /// One clear line on stderr, exit 2, no panic.
@@ -39,7 +43,10 @@ fn assert_one_line_error(out: &Output, needle: &str) {
     assert_eq!(out.status.code(), Some(2), "stderr: {err}");
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("kaprobe: ") && err.contains(needle), "{err}");
+    assert!(
+        err.starts_with("kaprobe: ") && err.contains(needle),
+        "{err}"
+    );
 }
 
 #[test]
@@ -61,7 +68,11 @@ fn unknown_link_type_is_named() {
     let path = temp("user0.pcap");
     let dead = Capture::dead(Linktype(147)).unwrap();
     let mut save = dead.savefile(&path).unwrap();
-    let header = PacketHeader { ts: libc_timeval(), caplen: 4, len: 4 };
+    let header = PacketHeader {
+        ts: libc_timeval(),
+        caplen: 4,
+        len: 4,
+    };
     save.write(&Packet::new(&header, &[1, 2, 3, 4]));
     drop(save);
     let out = kaprobe(&["analyze", path.to_str().unwrap()]);
@@ -69,7 +80,10 @@ fn unknown_link_type_is_named() {
 }
 
 fn libc_timeval() -> libc::timeval {
-    libc::timeval { tv_sec: 1, tv_usec: 0 }
+    libc::timeval {
+        tv_sec: 1,
+        tv_usec: 0,
+    }
 }
 
 #[test]
@@ -96,7 +110,12 @@ fn bad_filter() {
 #[test]
 fn filter_keeps_file_frame_numbers() {
     let all = stdout(&kaprobe(&["analyze", "--json", &capture("alive.pcap")]));
-    let filtered = stdout(&kaprobe(&["analyze", "--json", &capture("alive.pcap"), "tcp"]));
+    let filtered = stdout(&kaprobe(&[
+        "analyze",
+        "--json",
+        &capture("alive.pcap"),
+        "tcp",
+    ]));
     let frames = |text: &str| -> Vec<u64> {
         text.lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -120,7 +139,12 @@ fn filter_that_matches_nothing_reports_nothing() {
 
 #[test]
 fn later_files_are_read_after_a_bad_one() {
-    let out = kaprobe(&["analyze", "--json", "/nonexistent.pcap", &capture("alive.pcap")]);
+    let out = kaprobe(&[
+        "analyze",
+        "--json",
+        "/nonexistent.pcap",
+        &capture("alive.pcap"),
+    ]);
     assert_one_line_error(&out, "no such file");
     assert!(stdout(&out).contains("\"type\":\"keepalive\""));
 }
@@ -138,7 +162,12 @@ fn closed_pipe_is_not_an_error() {
     drop(child.stdout.take());
     let status = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(!err.contains("panicked"), "{err}");
     assert!(status.code() == Some(0), "status {status:?}, stderr {err}");
 }

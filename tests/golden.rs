@@ -16,7 +16,12 @@ fn captures() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("captures"))
         .expect("captures/ exists")
         .map(|e| e.expect("dir entry").path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng")
+            )
+        })
         .collect();
     files.sort();
     files
@@ -33,7 +38,11 @@ fn report(name: &str, extra: &[&str]) -> String {
         .env("NO_COLOR", "1")
         .output()
         .expect("run kaprobe");
-    assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
@@ -48,7 +57,10 @@ fn check(golden: &Path, actual: &str, failures: &mut Vec<String>) {
             "{} differs:\n--- expected\n{expected}\n+++ actual\n{actual}",
             golden.display()
         )),
-        Err(_) => failures.push(format!("{} is missing (bless to create it)", golden.display())),
+        Err(_) => failures.push(format!(
+            "{} is missing (bless to create it)",
+            golden.display()
+        )),
     }
 }
 
@@ -57,12 +69,23 @@ fn every_capture_matches_its_golden_reports() {
     let dir = root().join("tests/golden");
     std::fs::create_dir_all(&dir).unwrap();
     let files = captures();
-    assert!(files.len() >= 10, "captures/ should hold the scenario captures");
+    assert!(
+        files.len() >= 10,
+        "captures/ should hold the scenario captures"
+    );
     let mut failures = Vec::new();
     for path in files {
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        check(&dir.join(format!("{name}.txt")), &report(&name, &["--all"]), &mut failures);
-        check(&dir.join(format!("{name}.jsonl")), &report(&name, &["--json"]), &mut failures);
+        check(
+            &dir.join(format!("{name}.txt")),
+            &report(&name, &["--all"]),
+            &mut failures,
+        );
+        check(
+            &dir.join(format!("{name}.jsonl")),
+            &report(&name, &["--json"]),
+            &mut failures,
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

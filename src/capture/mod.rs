@@ -5,12 +5,16 @@
 //! `wire`. A BPF filter is run here on each record rather than installed in
 //! libpcap, so that frame numbers stay the record numbers of the file.
 
+mod live;
+
 use std::path::{Path, PathBuf};
 
 use pcap::{BpfProgram, Capture, Offline};
 
 use crate::flow::Micros;
 use crate::wire::{LinkType, UnsupportedLinkType};
+
+pub use live::{filter_expr, list_interfaces, LiveCapture, LiveError, LiveOptions, LiveStats};
 
 /// Why a capture could not be opened or read on.
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +160,9 @@ fn frame<'a>(number: u64, header: &pcap::PacketHeader, data: &'a [u8]) -> Frame<
 /// The pcap crate prefixes every libpcap message with "libpcap error: ".
 fn pcap_text(err: &pcap::Error) -> String {
     let text = err.to_string();
-    text.strip_prefix("libpcap error: ").unwrap_or(&text).to_string()
+    text.strip_prefix("libpcap error: ")
+        .unwrap_or(&text)
+        .to_string()
 }
 
 /// libpcap's open errors are terse ("unknown file format"); say what it means.

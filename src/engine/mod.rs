@@ -18,6 +18,28 @@ use crate::wire::{flags, Segment};
 /// How long a closed connection stays in the table (capture time).
 pub const CLOSED_LINGER: Micros = 30_000_000;
 
+/// How often a live engine looks for connections gone silent.
+const SWEEP_EVERY: Micros = 60_000_000;
+
+/// Judgements only a live capture can make, and how long it may remember.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Live {
+    /// A probe still unanswered this long after it was sent is `unanswered`.
+    pub grace: Micros,
+    /// A connection silent this long leaves the table (and is reported).
+    pub idle_timeout: Micros,
+}
+
+/// A probe waiting for its grace period to run out.
+#[derive(Clone, Copy, Debug)]
+struct Waiting {
+    time: Micros,
+    key: FlowKey,
+    stream: u64,
+    side: Side,
+    frame: u64,
+}
+
 /// Where a segment came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameRef {
@@ -77,7 +99,7 @@ pub struct Totals {
     pub undecodable: u64,
     pub copies: u64,
     pub connections: u64,
-    pub events: [u64; 5],
+    pub events: [u64; 7],
 }
 
 impl Totals {
@@ -93,6 +115,10 @@ pub struct Engine {
     /// Closed connections in order of closing: (close time, key, stream).
     closed: VecDeque<(Micros, FlowKey, u64)>,
     pub totals: Totals,
+    live: Option<Live>,
+    /// Live: probes in the order sent, to judge them unanswered in time.
+    waiting: VecDeque<Waiting>,
+    next_sweep: Micros,
 }
 
 impl Engine {
@@ -100,15 +126,25 @@ impl Engine {
         Engine::default()
     }
 
+    /// An engine for live traffic: it also judges probes `unanswered` after
+    /// the grace period, reports `dead` probers, and forgets silent
+    /// connections so a run of days keeps its memory bounded.
+    pub fn live(live: Live) -> Engine {
+        Engine {
+            live: Some(live),
+            ..Engine::default()
+        }
+    }
+
     /// Connections currently in the table.
-    pub fn live(&self) -> usize {
+    pub fn table_len(&self) -> usize {
         self.conns.len()
     }
 
     /// Feed one decoded segment.
     pub fn segment(&mut self, at: FrameRef, seg: &Segment, out: &mut dyn FnMut(Output)) {
         self.totals.segments += 1;
-        self.expire(at.time, out);
+        self.tick(at.time, out);
         let (key, side) = FlowKey::of(seg);
         let reopened = seg.has(flags::SYN)
             && !seg.has(flags::ACK)
@@ -127,12 +163,24 @@ impl Engine {
         });
         conn.packets += 1;
         conn.last_time = at.time;
-        let shape = step(conn, &key, side, seg, at, &mut |e| {
+        let live = self.live.is_some();
+        let shape = step(conn, &key, side, seg, at, live, &mut |e| {
             totals.events[e.kind as usize] += 1;
             out(Output::Event(e));
         });
         if shape == Shape::Copy {
             totals.copies += 1;
+        }
+        if live && shape == Shape::Keepalive {
+            let stream = conn.stream;
+            let probe = Waiting {
+                time: at.time,
+                key,
+                stream,
+                side,
+                frame: at.frame,
+            };
+            self.waiting.push_back(probe);
         }
         if conn.closed_at.is_none() && conn.flow.closed() {
             conn.closed_at = Some(at.time);
@@ -140,8 +188,62 @@ impl Engine {
         }
     }
 
+    /// Let time pass: drop closed connections and, live, judge probes whose
+    /// grace ran out and forget connections gone silent.
+    pub fn tick(&mut self, now: Micros, out: &mut dyn FnMut(Output)) {
+        self.expire(now, out);
+        if let Some(live) = self.live {
+            self.judge_waiting(now, live.grace, out);
+            if now >= self.next_sweep {
+                self.next_sweep = now.saturating_add(SWEEP_EVERY);
+                self.forget_silent(now, live.idle_timeout, out);
+            }
+        }
+    }
+
+    fn judge_waiting(&mut self, now: Micros, grace: Micros, out: &mut dyn FnMut(Output)) {
+        while let Some(w) = self.waiting.front().copied() {
+            if now.saturating_sub(w.time) < grace {
+                break;
+            }
+            self.waiting.pop_front();
+            let Some(conn) = self.conns.get(&w.key).filter(|c| c.stream == w.stream) else {
+                continue;
+            };
+            let still = conn.pending[w.side as usize].is_some_and(|p| p.frame == w.frame);
+            let Some(stats) = conn.probers[w.side as usize].as_deref().filter(|_| still) else {
+                continue;
+            };
+            let e = Event {
+                time: now,
+                frame: w.frame,
+                unanswered: Some(stats.run),
+                probe_frame: Some(w.frame),
+                ..judgement(EventKind::Unanswered, &w.key, w.side, stats)
+            };
+            self.totals.events[e.kind as usize] += 1;
+            out(Output::Event(&e));
+        }
+    }
+
+    fn forget_silent(&mut self, now: Micros, timeout: Micros, out: &mut dyn FnMut(Output)) {
+        let silent: Vec<FlowKey> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now.saturating_sub(c.last_time) >= timeout)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in silent {
+            if let Some(conn) = self.conns.remove(&key) {
+                out(Output::Connection(Box::new(ConnectionReport::new(
+                    &key, &conn,
+                ))));
+            }
+        }
+    }
+
     /// Report and drop connections closed more than [`CLOSED_LINGER`] ago.
-    pub fn expire(&mut self, now: Micros, out: &mut dyn FnMut(Output)) {
+    fn expire(&mut self, now: Micros, out: &mut dyn FnMut(Output)) {
         while let Some(&(closed, key, stream)) = self.closed.front() {
             if now.saturating_sub(closed) < CLOSED_LINGER {
                 break;
@@ -158,8 +260,21 @@ impl Engine {
     }
 
     /// Report every connection still in the table, in order of appearance.
-    pub fn finish(&mut self, out: &mut dyn FnMut(Output)) {
+    /// `now` is when a live capture stopped: probes sent within the grace
+    /// period before it are in flight, not unanswered.
+    pub fn finish(&mut self, now: Micros, out: &mut dyn FnMut(Output)) {
+        let grace = self.live.map_or(Micros::MIN, |l| l.grace);
         let mut rest: Vec<(FlowKey, Conn)> = self.conns.drain().collect();
+        for (_, conn) in rest.iter_mut() {
+            for side in [Side::Lo, Side::Hi] {
+                let young = conn.pending[side as usize].is_some_and(|p| {
+                    p.shape == Shape::Keepalive && now.saturating_sub(p.time) < grace
+                });
+                if young {
+                    conn.prober(side).in_flight();
+                }
+            }
+        }
         rest.sort_unstable_by_key(|(_, c)| c.stream);
         for (key, conn) in rest {
             out(Output::Connection(Box::new(ConnectionReport::new(
@@ -167,6 +282,27 @@ impl Engine {
             ))));
         }
         self.closed.clear();
+        self.waiting.clear();
+    }
+}
+
+/// A live judgement about one prober: what it has shown so far.
+fn judgement(kind: EventKind, key: &FlowKey, side: Side, stats: &ProberStats) -> Event {
+    Event {
+        kind,
+        file: 0,
+        frame: 0,
+        time: stats.last_probe,
+        src: key.endpoint(side),
+        dst: key.endpoint(side.other()),
+        seq: 0,
+        ack: 0,
+        len: 0,
+        rtt: None,
+        probe_frame: None,
+        unanswered: None,
+        idle: stats.first_idle(),
+        interval: crate::report::median(&stats.intervals),
     }
 }
 
@@ -177,6 +313,7 @@ fn step(
     side: Side,
     seg: &Segment,
     at: FrameRef,
+    live: bool,
     emit: &mut dyn FnMut(&Event),
 ) -> Shape {
     let peer = side.other();
@@ -196,6 +333,9 @@ fn step(
         len: seg.payload_len,
         rtt,
         probe_frame,
+        unanswered: None,
+        idle: None,
+        interval: None,
     };
     // Does this segment answer the peer's probe?
     if let Some(p) = conn.pending[peer as usize] {
@@ -236,7 +376,15 @@ fn step(
         _ => {
             if seg.has(flags::RST) {
                 if let Some(stats) = conn.probers[side as usize].as_mut() {
-                    stats.prober_reset();
+                    if stats.prober_reset() && live {
+                        emit(&Event {
+                            time: at.time,
+                            frame: at.frame,
+                            file: at.file,
+                            unanswered: stats.gave_up_after,
+                            ..judgement(EventKind::Dead, key, side, stats)
+                        });
+                    }
                 }
             }
         }

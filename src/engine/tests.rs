@@ -38,7 +38,7 @@ fn run(script: &[(f64, Segment)]) -> Run {
         };
         engine.segment(at, seg, &mut sink);
     }
-    engine.finish(&mut sink);
+    engine.finish(Micros::MAX, &mut sink);
     Run { events, reports }
 }
 
@@ -267,13 +267,17 @@ fn closed_connection_leaves_the_table_after_linger() {
         },
         &mut sink,
     );
-    assert_eq!(engine.live(), 1);
+    assert_eq!(engine.table_len(), 1);
     let other = Segment {
         src: crate::testkit::addr("192.0.2.9:1"),
         ..c2s()
     };
     feed(&mut engine, 1.0 + 31.0, other, &mut sink);
-    assert_eq!(engine.live(), 1, "the closed one left, the new one is in");
+    assert_eq!(
+        engine.table_len(),
+        1,
+        "the closed one left, the new one is in"
+    );
     assert_eq!(reports, [0]);
 }
 

@@ -12,6 +12,10 @@ pub enum EventKind {
     KeepaliveRst,
     ZeroWindowProbe,
     ZeroWindowProbeAck,
+    /// Live only: a probe still unanswered after the grace period.
+    Unanswered,
+    /// Live only: the prober reset the connection after unanswered probes.
+    Dead,
 }
 
 impl EventKind {
@@ -22,6 +26,8 @@ impl EventKind {
             EventKind::KeepaliveRst => "keepalive_rst",
             EventKind::ZeroWindowProbe => "zero_window_probe",
             EventKind::ZeroWindowProbeAck => "zero_window_probe_ack",
+            EventKind::Unanswered => "unanswered",
+            EventKind::Dead => "dead",
         }
     }
 }
@@ -43,4 +49,9 @@ pub struct Event {
     /// For answers: time since the probe, and the probe's frame.
     pub rtt: Option<Micros>,
     pub probe_frame: Option<u64>,
+    /// For `unanswered` and `dead`: unanswered probes so far, and the idle
+    /// and interval inferred from them.
+    pub unanswered: Option<u32>,
+    pub idle: Option<Micros>,
+    pub interval: Option<Micros>,
 }

@@ -40,6 +40,12 @@ struct EventLine<'a> {
     rtt_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     probe_frame: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unanswered: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idle_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interval_s: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -60,6 +66,7 @@ struct ProberLine {
     idle_s: Option<f64>,
     interval_s: Option<f64>,
     count_before_rst: Option<u32>,
+    in_flight: bool,
     rtt_ms: Option<Rtt>,
     probe_len: Vec<u32>,
     probe_byte: Option<u8>,
@@ -110,6 +117,7 @@ fn prober_line(p: &ProberReport) -> ProberLine {
         idle_s: p.idle().map(s),
         interval_s: p.interval().map(s),
         count_before_rst: st.gave_up_after,
+        in_flight: st.in_flight,
         rtt_ms: match (
             rtt(|v| v.iter().min().copied()),
             rtt(super::median),
@@ -145,11 +153,12 @@ impl<W: Write> JsonWriter<W> {
         JsonWriter { out, files }
     }
 
-    pub fn event(&mut self, e: &Event) -> io::Result<()> {
+    pub fn event(&mut self, e: &Event, flush: bool) -> io::Result<()> {
         let answer = matches!(
             e.kind,
             EventKind::KeepaliveAck | EventKind::KeepaliveRst | EventKind::ZeroWindowProbeAck
         );
+        let judged = matches!(e.kind, EventKind::Unanswered | EventKind::Dead);
         let line = EventLine {
             r#type: e.kind.name(),
             frame: e.frame,
@@ -162,8 +171,15 @@ impl<W: Write> JsonWriter<W> {
             file: file_name(&self.files, e.file),
             rtt_ms: e.rtt.filter(|_| answer).map(ms),
             probe_frame: e.probe_frame,
+            unanswered: e.unanswered,
+            idle_s: e.idle.filter(|_| judged).map(s),
+            interval_s: e.interval.filter(|_| judged).map(s),
         };
-        write_line(&mut self.out, &line)
+        write_line(&mut self.out, &line)?;
+        if flush {
+            self.out.flush()?;
+        }
+        Ok(())
     }
 
     pub fn connection(&mut self, c: &ConnectionReport) -> io::Result<()> {
@@ -220,6 +236,11 @@ pub struct Summary {
     pub zero_window_probe_acks: u64,
     pub verdicts: std::collections::BTreeMap<&'static str, u64>,
     pub errors: Vec<String>,
+    /// Live capture: the interface and libpcap's counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<crate::capture::LiveStats>,
 }
 
 impl Summary {

@@ -6,6 +6,7 @@ use std::io::{self, Write};
 
 use super::json::{JsonWriter, Summary};
 use super::text::{event_line, TextReport};
+use crate::capture::LiveStats;
 use crate::cli::{ColorChoice, OutputArgs};
 use crate::engine::{Output, Totals};
 
@@ -23,6 +24,8 @@ pub struct Reporter<'w> {
     files: Vec<String>,
     summary: Summary,
     error: Option<io::Error>,
+    /// Live: every event is flushed as it is written, so a pipe sees it now.
+    flush_each: bool,
 }
 
 /// Decide colour once for the whole process.
@@ -48,12 +51,30 @@ impl<'w> Reporter<'w> {
                 verbose: args.verbose,
             }
         };
+        let summary = Summary::new(files.clone());
         Reporter {
             format,
-            summary: Summary::new(files.clone()),
+            summary,
             files,
             error: None,
+            flush_each: false,
         }
+    }
+
+    /// For live capture: event lines always, each flushed at once.
+    pub fn live(args: &OutputArgs, interface: String, out: &'w mut dyn Write) -> Reporter<'w> {
+        let args = OutputArgs {
+            verbose: true,
+            ..args.clone()
+        };
+        let mut reporter = Reporter::new(&args, Vec::new(), out);
+        reporter.summary.interface = Some(interface);
+        reporter.flush_each = true;
+        reporter
+    }
+
+    pub fn set_capture_stats(&mut self, stats: LiveStats) {
+        self.summary.capture = Some(stats);
     }
 
     pub fn output(&mut self, o: Output) {
@@ -64,7 +85,7 @@ impl<'w> Reporter<'w> {
             self.summary.connection(c);
         }
         let result = match (&mut self.format, o) {
-            (Format::Json(w), Output::Event(e)) => w.event(e),
+            (Format::Json(w), Output::Event(e)) => w.event(e, self.flush_each),
             (Format::Json(w), Output::Connection(c)) => w.connection(&c),
             (Format::Text { out, verbose, .. }, Output::Event(e)) if *verbose => {
                 let file = if self.files.len() > 1 {
@@ -75,7 +96,13 @@ impl<'w> Reporter<'w> {
                 } else {
                     String::new()
                 };
-                writeln!(out, "{}", event_line(e, &file))
+                writeln!(out, "{}", event_line(e, &file)).and_then(|()| {
+                    if self.flush_each {
+                        out.flush()
+                    } else {
+                        Ok(())
+                    }
+                })
             }
             (Format::Text { report, .. }, Output::Connection(c)) => {
                 report.connection(*c);

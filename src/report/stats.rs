@@ -39,6 +39,10 @@ pub struct ProberStats {
     pub first_probe: Micros,
     pub last_probe: Micros,
     pub outcome: Outcome,
+    /// How the probing before the current unanswered run ended.
+    pub prev_outcome: Outcome,
+    /// Live: the last probe was sent too recently to call it unanswered.
+    pub in_flight: bool,
     pub zero_window_probes: u32,
 }
 
@@ -62,7 +66,22 @@ impl ProberStats {
             self.probe_byte = byte;
         }
         self.last_probe = now;
+        if self.outcome != Outcome::Waiting {
+            self.prev_outcome = self.outcome;
+        }
         self.outcome = Outcome::Waiting;
+    }
+
+    /// Live capture ended with the last probe younger than the grace period:
+    /// it is in flight, not unanswered.
+    pub fn in_flight(&mut self) {
+        if self.outcome == Outcome::Waiting && self.run > 0 {
+            self.run -= 1;
+            self.in_flight = true;
+            if self.run == 0 {
+                self.outcome = self.prev_outcome;
+            }
+        }
     }
 
     pub fn acked(&mut self, rtt: Micros) {
@@ -80,11 +99,14 @@ impl ProberStats {
     }
 
     /// The prober sent an RST; after unanswered probes that is giving up.
-    pub fn prober_reset(&mut self) {
-        if self.run > 0 && self.outcome == Outcome::Waiting {
+    /// Returns whether it gave up just now.
+    pub fn prober_reset(&mut self) -> bool {
+        let gives_up = self.run > 0 && self.outcome == Outcome::Waiting;
+        if gives_up {
             self.gave_up_after = Some(self.run);
             self.outcome = Outcome::GaveUp;
         }
+        gives_up
     }
 
     /// Idle before the first probe, if the capture saw the peer's last segment.

@@ -42,21 +42,36 @@ pub fn event_line(e: &Event, file: &str) -> String {
     let kind = match e.kind {
         EventKind::Keepalive => e.kind.name().cyan(),
         EventKind::KeepaliveAck => e.kind.name().green(),
-        EventKind::KeepaliveRst => e.kind.name().red().bold(),
+        EventKind::KeepaliveRst | EventKind::Dead => e.kind.name().red().bold(),
         _ => e.kind.name().yellow(),
     };
     let mut line = format!(
-        "{}  {}#{:<6} {:<21} {} > {}  len {}",
+        "{}  {}#{:<6} {:<21} {} > {}",
         clock(e.time),
         file,
         e.frame,
         kind,
         e.src,
-        e.dst,
-        e.len
+        e.dst
     );
-    if let (Some(rtt), Some(probe)) = (e.rtt, e.probe_frame) {
-        line.push_str(&format!("  rtt {} (probe #{probe})", duration(Some(rtt))));
+    if !matches!(e.kind, EventKind::Unanswered | EventKind::Dead) {
+        line.push_str(&format!("  len {}", e.len));
+    }
+    match (e.kind, e.rtt, e.probe_frame) {
+        (EventKind::Unanswered, _, Some(probe)) => line.push_str(&format!(
+            "  probe #{probe} unanswered ({} in a row)",
+            e.unanswered.unwrap_or(1)
+        )),
+        (EventKind::Dead, _, _) => line.push_str(&format!(
+            "  gave up after {} unanswered probes (idle {}, interval {})",
+            e.unanswered.unwrap_or(0),
+            duration(e.idle),
+            duration(e.interval)
+        )),
+        (_, Some(rtt), Some(probe)) => {
+            line.push_str(&format!("  rtt {} (probe #{probe})", duration(Some(rtt))))
+        }
+        _ => {}
     }
     line
 }
@@ -118,6 +133,13 @@ impl TextReport {
             writeln!(out)?;
         }
         writeln!(out, "{}", summary_line(summary))?;
+        if let Some(c) = &summary.capture {
+            writeln!(
+                out,
+                "{} packets received by filter, {} dropped by kernel, {} dropped by interface",
+                c.received, c.dropped, c.if_dropped
+            )?;
+        }
         out.flush()
     }
 

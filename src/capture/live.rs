@@ -1,0 +1,230 @@
+//! Live capture from an interface through libpcap.
+//!
+//! Opened in immediate mode, so events are not held back in the kernel
+//! buffer, and non-blocking: kaprobe waits on the capture's descriptor with
+//! its own timeout, because libpcap's read timeout does not return control
+//! while the interface is silent (Linux, immediate mode), and silence is
+//! exactly when probes go unanswered and Ctrl-C must still work.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use pcap::{Active, Capture, Device, Savefile};
+
+use super::{frame, pcap_text, Frame};
+use crate::wire::{LinkType, UnsupportedLinkType};
+
+/// Why live capture could not start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("no interface named '{0}' (kaprobe sniff -D lists them)")]
+    NoSuchInterface(String),
+    #[error("no permission to capture on '{0}': needs CAP_NET_RAW and CAP_NET_ADMIN: run as root or `sudo setcap cap_net_raw,cap_net_admin+ep $(command -v kaprobe)`")]
+    Permission(String),
+    #[error("cannot capture on '{iface}': {reason}")]
+    Open { iface: String, reason: String },
+    #[error("'{iface}': {source}")]
+    LinkType {
+        iface: String,
+        source: UnsupportedLinkType,
+    },
+    #[error("bad filter '{expr}': {reason}")]
+    Filter { expr: String, reason: String },
+    #[error("cannot write {path}: {reason}")]
+    Write { path: String, reason: String },
+    #[error("capture on '{iface}' failed: {reason}")]
+    Read { iface: String, reason: String },
+    #[error("cannot list interfaces: {0}")]
+    List(String),
+}
+
+/// How to open the interface (the tcpdump flags of the same letters).
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    pub interface: String,
+    pub snaplen: i32,
+    /// Kernel buffer in bytes; `None` keeps libpcap's default.
+    pub buffer_bytes: Option<i32>,
+    pub promiscuous: bool,
+    /// tcpdump-style filter, ANDed with `tcp`.
+    pub filter: Option<String>,
+}
+
+/// Packet counters as libpcap reports them at the end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LiveStats {
+    pub received: u32,
+    pub dropped: u32,
+    pub if_dropped: u32,
+}
+
+pub struct LiveCapture {
+    iface: String,
+    cap: Capture<Active>,
+    link: LinkType,
+    number: u64,
+    save: Option<Savefile>,
+    /// The last read returned a packet: read again before waiting.
+    pending: bool,
+}
+
+/// The BPF program kaprobe installs: TCP only, and the user's words on top.
+pub fn filter_expr(user: Option<&str>) -> String {
+    match user {
+        Some(f) if !f.trim().is_empty() => format!("tcp and ({f})"),
+        _ => "tcp".into(),
+    }
+}
+
+impl LiveCapture {
+    pub fn open(opts: &LiveOptions) -> Result<LiveCapture, LiveError> {
+        let iface = opts.interface.clone();
+        let mut inactive = Capture::from_device(iface.as_str())
+            .map_err(|e| open_error(&iface, &e))?
+            .snaplen(opts.snaplen)
+            .promisc(opts.promiscuous)
+            .immediate_mode(true);
+        if let Some(bytes) = opts.buffer_bytes {
+            inactive = inactive.buffer_size(bytes);
+        }
+        let cap = inactive.open().map_err(|e| open_error(&iface, &e))?;
+        let mut cap = cap.setnonblock().map_err(|e| open_error(&iface, &e))?;
+        let link =
+            LinkType::from_dlt(cap.get_datalink().0).map_err(|source| LiveError::LinkType {
+                iface: iface.clone(),
+                source,
+            })?;
+        let expr = filter_expr(opts.filter.as_deref());
+        cap.filter(&expr, true).map_err(|e| LiveError::Filter {
+            expr: opts.filter.clone().unwrap_or_default(),
+            reason: pcap_text(&e),
+        })?;
+        Ok(LiveCapture {
+            iface,
+            cap,
+            link,
+            number: 0,
+            save: None,
+            pending: false,
+        })
+    }
+
+    /// Also write every captured packet to `path` (pcap format).
+    pub fn save_to(&mut self, path: &Path) -> Result<(), LiveError> {
+        let save = self.cap.savefile(path).map_err(|e| LiveError::Write {
+            path: path.display().to_string(),
+            reason: pcap_text(&e),
+        })?;
+        self.save = Some(save);
+        Ok(())
+    }
+
+    pub fn link(&self) -> LinkType {
+        self.link
+    }
+
+    /// The next packet, or `Ok(None)` when none came within `wait`.
+    pub fn next_frame(&mut self, wait: Duration) -> Result<Option<Frame<'_>>, LiveError> {
+        if !self.readable(wait)? {
+            return Ok(None);
+        }
+        match self.cap.next_packet() {
+            Ok(packet) => {
+                self.pending = true;
+                self.number += 1;
+                if let Some(save) = self.save.as_mut() {
+                    save.write(&packet);
+                }
+                Ok(Some(frame(self.number, packet.header, packet.data)))
+            }
+            // Non-blocking: the ring was drained before the descriptor said so.
+            Err(pcap::Error::TimeoutExpired) => {
+                self.pending = false;
+                Ok(None)
+            }
+            Err(e) => Err(LiveError::Read {
+                iface: self.iface.clone(),
+                reason: pcap_text(&e),
+            }),
+        }
+    }
+
+    /// Whether the capture has something to read within `wait`. A signal
+    /// ending the wait early counts as "nothing yet".
+    fn readable(&mut self, wait: Duration) -> Result<bool, LiveError> {
+        if self.pending {
+            return Ok(true);
+        }
+        let millis = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.cap.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(millis)) {
+            Ok(n) => Ok(n > 0),
+            Err(Errno::EINTR) => Ok(false),
+            Err(e) => Err(LiveError::Read {
+                iface: self.iface.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// libpcap's counters, and the saved file flushed.
+    pub fn finish(&mut self) -> LiveStats {
+        if let Some(save) = self.save.as_mut() {
+            let _ = save.flush();
+        }
+        self.cap
+            .stats()
+            .map(|s| LiveStats {
+                received: s.received,
+                dropped: s.dropped,
+                if_dropped: s.if_dropped,
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn open_error(iface: &str, err: &pcap::Error) -> LiveError {
+    let text = pcap_text(err);
+    let lower = text.to_lowercase();
+    if lower.contains("no such device") {
+        LiveError::NoSuchInterface(iface.to_string())
+    } else if lower.contains("permission") || lower.contains("not permitted") {
+        LiveError::Permission(iface.to_string())
+    } else {
+        LiveError::Open {
+            iface: iface.to_string(),
+            reason: text,
+        }
+    }
+}
+
+/// `tcpdump -D`: one line per interface, numbered, with its flags.
+pub fn list_interfaces() -> Result<Vec<String>, LiveError> {
+    let devices = Device::list().map_err(|e| LiveError::List(pcap_text(&e)))?;
+    Ok(devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut flags = Vec::new();
+            if d.flags.is_up() {
+                flags.push("Up");
+            }
+            if d.flags.is_running() {
+                flags.push("Running");
+            }
+            if d.flags.is_loopback() {
+                flags.push("Loopback");
+            }
+            let desc = d
+                .desc
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            format!("{}.{}{} [{}]", i + 1, d.name, desc, flags.join(", "))
+        })
+        .collect())
+}

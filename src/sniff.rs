@@ -1,0 +1,131 @@
+//! `kaprobe sniff`: a live interface -> engine -> events as they happen, and
+//! the report at the end. Only the packet source differs from `analyze`.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::analyze::RunEnd;
+use crate::capture::{filter_expr, list_interfaces, LiveCapture, LiveError, LiveOptions};
+use crate::cli::SniffArgs;
+use crate::engine::{Engine, FrameRef, Live, Output};
+use crate::flow::Micros;
+use crate::report::Reporter;
+
+/// How long to wait for a packet before letting time pass in the engine.
+const TICK: Duration = Duration::from_millis(100);
+
+fn micros(seconds: f64) -> Micros {
+    (seconds * 1e6) as Micros
+}
+
+fn wall_clock() -> Micros {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as Micros)
+        .unwrap_or(0)
+}
+
+/// Set by Ctrl-C or SIGTERM; the loop looks at it between packets.
+fn stop_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    // A second handler cannot be installed (tests run sniff once per process);
+    // without one, Ctrl-C simply ends the process.
+    let _ = ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst));
+    flag
+}
+
+pub fn run(args: &SniffArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
+    if args.list_interfaces {
+        return match list_interfaces() {
+            Ok(lines) => {
+                for line in lines {
+                    writeln!(out, "{line}")?;
+                }
+                Ok(RunEnd { errors: Vec::new() })
+            }
+            Err(e) => Ok(RunEnd {
+                errors: vec![e.to_string()],
+            }),
+        };
+    }
+    let opts = LiveOptions {
+        interface: args.interface.clone().unwrap_or_default(),
+        snaplen: args.snaplen,
+        buffer_bytes: args.buffer_size.map(|kib| kib.saturating_mul(1024)),
+        promiscuous: !args.no_promiscuous_mode,
+        filter: (!args.filter.is_empty()).then(|| args.filter.join(" ")),
+    };
+    let mut cap = match open(&opts, args.write.as_deref()) {
+        Ok(cap) => cap,
+        Err(e) => {
+            return Ok(RunEnd {
+                errors: vec![e.to_string()],
+            })
+        }
+    };
+    // Like tcpdump, say on stderr what is being captured once it is.
+    eprintln!(
+        "kaprobe: listening on {}, link-type {:?}, snapshot length {} bytes, filter '{}'",
+        opts.interface,
+        cap.link(),
+        opts.snaplen,
+        filter_expr(opts.filter.as_deref())
+    );
+    let live = Live {
+        grace: micros(args.grace),
+        idle_timeout: micros(args.idle_timeout),
+    };
+    let mut engine = Engine::live(live);
+    let mut reporter = Reporter::live(&args.output, opts.interface.clone(), out);
+    let stop = stop_flag();
+    let deadline = args
+        .duration
+        .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    let mut errors = Vec::new();
+    let link = cap.link();
+    let mut events = 0u64;
+    loop {
+        if stop.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        if args.count.is_some_and(|n| events >= n) || reporter.failed() {
+            break;
+        }
+        let mut emit = |o: Output| {
+            events += u64::from(matches!(o, Output::Event(_)));
+            reporter.output(o);
+        };
+        match cap.next_frame(TICK) {
+            Ok(Some(frame)) => {
+                let at = FrameRef {
+                    file: 0,
+                    frame: frame.number,
+                    time: frame.time,
+                };
+                engine.frame(at, link, frame.data, &mut emit);
+            }
+            Ok(None) => engine.tick(wall_clock(), &mut emit),
+            Err(e) => {
+                errors.push(e.to_string());
+                break;
+            }
+        }
+    }
+    let stats = cap.finish();
+    engine.finish(wall_clock(), &mut |o| reporter.output(o));
+    reporter.set_capture_stats(stats);
+    reporter.finish(&engine.totals, &errors)?;
+    Ok(RunEnd { errors })
+}
+
+fn open(opts: &LiveOptions, write: Option<&Path>) -> Result<LiveCapture, LiveError> {
+    let mut cap = LiveCapture::open(opts)?;
+    if let Some(path) = write {
+        cap.save_to(path)?;
+    }
+    Ok(cap)
+}

@@ -1,0 +1,247 @@
+//! `kaprobe sniff` against real Linux TCP stacks in network namespaces made
+//! by the test (see tests/common/mod.rs): it must see every probe and answer
+//! live, judge silence `unanswered` then `dead`, print the report on SIGINT,
+//! and write a pcap that `analyze` reads to the same events.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// kaprobe sniff running in a namespace, its JSON lines collected as they come.
+struct Sniff {
+    child: Child,
+    lines: Arc<Mutex<Vec<Value>>>,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Sniff {
+    fn start(net: &Net, ns: &str, iface: &str, extra: &[&str]) -> Sniff {
+        let mut child = net
+            .cmd(ns, kaprobe())
+            .args(["sniff", "-i", iface, "--json", "--grace", "0.5"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kaprobe sniff");
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        err.read_line(&mut first).unwrap();
+        assert!(
+            first.contains("listening on"),
+            "sniff did not start: {first}"
+        );
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let reader = thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                let v: Value = serde_json::from_str(&line).expect("sniff --json line is JSON");
+                sink.lock().unwrap().push(v);
+            }
+        });
+        Sniff {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    fn count(&self, kind: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| v["type"] == kind)
+            .count()
+    }
+
+    fn wait_for(&self, kind: &str, n: usize, secs: u64) {
+        let ok = wait_for(Duration::from_secs(secs), || self.count(kind) >= n);
+        assert!(
+            ok,
+            "no {n} '{kind}' events within {secs} s: {:?}",
+            self.lines.lock().unwrap()
+        );
+    }
+
+    /// SIGINT, then everything it printed.
+    fn interrupt(mut self) -> Vec<Value> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "sniff exit status after SIGINT");
+        self.reader.take().unwrap().join().unwrap();
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Sniff {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The probe/answer events, as (type, frame, src, dst).
+fn probe_events(lines: &[Value]) -> Vec<(String, u64, String, String)> {
+    let kinds = [
+        "keepalive",
+        "keepalive_ack",
+        "keepalive_rst",
+        "zero_window_probe",
+        "zero_window_probe_ack",
+    ];
+    lines
+        .iter()
+        .filter(|v| kinds.iter().any(|k| v["type"] == *k))
+        .map(|v| {
+            let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+            (
+                s("type"),
+                v["frame"].as_u64().unwrap_or(0),
+                s("src"),
+                s("dst"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn sniff_sees_probes_then_silence_then_dead_and_agrees_with_analyze() {
+    if !privileged("sniff_sees_probes_then_silence_then_dead_and_agrees_with_analyze") {
+        return;
+    }
+    let net = Net::new();
+    let pcap = temp("sniff-dead.pcap");
+    let _server = net.peer(&net.b, &["server", B4, "7000"]);
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &["-w", pcap.to_str().unwrap()]);
+    let client = net.peer(
+        &net.a,
+        &["client", B4, "7000", "--keepalive", "1,1,3", "--hold", "20"],
+    );
+    sniff.wait_for("keepalive_ack", 2, 8);
+    net.silence_server();
+    sniff.wait_for("dead", 1, 12);
+    let outcome = client.result();
+    assert!(
+        outcome.contains("timed out"),
+        "the client's kernel gave up: {outcome}"
+    );
+    let lines = sniff.interrupt();
+
+    let client_ep = format!("{A4}:");
+    let first = |kind: &str| lines.iter().position(|v| v["type"] == kind).unwrap();
+    assert!(
+        first("unanswered") < first("dead"),
+        "unanswered comes before dead"
+    );
+    let dead = &lines[first("dead")];
+    assert!(
+        dead["src"].as_str().unwrap().starts_with(&client_ep),
+        "{dead}"
+    );
+    assert_eq!(dead["unanswered"], 3, "TCP_KEEPCNT 3: {dead}");
+    let interval = dead["interval_s"].as_f64().unwrap();
+    assert!((0.9..1.5).contains(&interval), "TCP_KEEPINTVL 1 s: {dead}");
+
+    let conn = lines
+        .iter()
+        .find(|v| v["type"] == "connection")
+        .expect("a connection report");
+    assert_eq!(conn["verdict"], "dead", "{conn}");
+    assert_eq!(conn["server"], format!("{B4}:7000"));
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert!(
+        summary["capture"]["received"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+
+    let analyzed = Command::new(kaprobe())
+        .args(["analyze", "--json"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(analyzed.status.success());
+    let text = String::from_utf8(analyzed.stdout).unwrap();
+    let offline: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!probe_events(&lines).is_empty());
+    assert_eq!(
+        probe_events(&lines),
+        probe_events(&offline),
+        "-w then analyze gives the same events"
+    );
+    let verdict = offline.iter().find(|v| v["type"] == "connection").unwrap();
+    assert_eq!(verdict["verdict"], "dead");
+}
+
+#[test]
+fn sniff_over_ipv6_reports_alive_on_sigint() {
+    if !privileged("sniff_over_ipv6_reports_alive_on_sigint") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B6, "7001"]);
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &[]);
+    let _client = net.peer(
+        &net.a,
+        &["client", B6, "7001", "--keepalive", "1,1,3", "--hold", "30"],
+    );
+    sniff.wait_for("keepalive_ack", 3, 10);
+    let lines = sniff.interrupt();
+    let probe = lines.iter().find(|v| v["type"] == "keepalive").unwrap();
+    assert_eq!(
+        probe["src"].as_str().unwrap().split("]:").next(),
+        Some("[2001:db8::1")
+    );
+    assert_eq!(probe["len"], 0, "Linux probes carry no byte");
+    let ack = lines.iter().find(|v| v["type"] == "keepalive_ack").unwrap();
+    assert!(ack["rtt_ms"].as_f64().unwrap() < 50.0, "{ack}");
+    let conn = lines.iter().find(|v| v["type"] == "connection").unwrap();
+    assert_eq!(conn["verdict"], "alive", "{conn}");
+    let prober = &conn["probers"][0];
+    assert_eq!(prober["role"], "client");
+    let idle = prober["idle_s"].as_f64().unwrap();
+    assert!((0.9..1.6).contains(&idle), "TCP_KEEPIDLE 1 s: {prober}");
+}
+
+#[test]
+fn sniff_on_a_missing_interface_is_one_clear_line() {
+    let out = Command::new(kaprobe())
+        .args(["sniff", "-i", "kp-no-such0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no interface named 'kp-no-such0'") || err.contains("no permission"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sniff_bad_filter_is_one_clear_line() {
+    if !privileged("sniff_bad_filter_is_one_clear_line") {
+        return;
+    }
+    let out = Command::new(kaprobe())
+        .args(["sniff", "-i", "lo", "port", "nosuchport"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("bad filter 'port nosuchport'"), "{err}");
+}

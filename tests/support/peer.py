@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""A real Linux TCP endpoint for kaprobe's privileged tests (stdlib only).
+
+  peer.py server ADDR PORT [--keepalive IDLE,INTVL,CNT]
+  peer.py client ADDR PORT [--keepalive IDLE,INTVL,CNT] [--hold SECONDS]
+        [--user-timeout MS] [--send-every SECONDS]
+
+The server accepts one connection, answers each line it reads with the same
+line, and holds the connection open until the peer closes it or it is killed.
+The client connects, exchanges one line, then stays idle (kernel keepalive
+does the talking) for --hold seconds, optionally writing a line every
+--send-every seconds, and prints one line of JSON about how it ended.
+Both print "ready" on stdout once listening/connected.
+"""
+import argparse
+import errno  # noqa: F401 (errno values appear in results)
+import json
+import socket
+import sys
+import time
+
+
+def keepalive(sock, spec):
+    if not spec:
+        return
+    idle, intvl, cnt = (int(x) for x in spec.split(","))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, intvl)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, cnt)
+
+
+def family(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def server(args):
+    lsock = socket.socket(family(args.addr), socket.SOCK_STREAM)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind((args.addr, args.port))
+    lsock.listen(8)
+    print("ready", flush=True)
+    conn, _ = lsock.accept()
+    keepalive(conn, args.keepalive)
+    with conn:
+        while True:
+            try:
+                data = conn.recv(4096)
+            except OSError:
+                break
+            if not data:
+                break
+            conn.sendall(data)
+
+
+def client(args):
+    sock = socket.create_connection((args.addr, args.port), timeout=5)
+    sock.settimeout(None)
+    keepalive(sock, args.keepalive)
+    if args.user_timeout:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, args.user_timeout)
+    sock.sendall(b"hello\n")
+    sock.recv(4096)
+    print("ready", flush=True)
+    end = time.monotonic() + args.hold
+    result = "held"
+    next_send = time.monotonic() + args.send_every if args.send_every else None
+    while time.monotonic() < end:
+        timeout = end - time.monotonic()
+        if next_send:
+            timeout = min(timeout, max(0.0, next_send - time.monotonic()))
+        sock.settimeout(max(timeout, 0.01))
+        try:
+            data = sock.recv(4096)
+            if not data:
+                result = "closed"
+                break
+        except OSError as e:
+            # socket.timeout is TimeoutError, and so is ETIMEDOUT from a
+            # keepalive or user timeout: only the errno tells them apart.
+            if e.errno is None:
+                pass
+            else:
+                result = "error: " + (e.strerror or str(e))
+                break
+        if next_send and time.monotonic() >= next_send:
+            try:
+                sock.sendall(b"ping\n")
+            except OSError as e:
+                result = "error: " + (e.strerror or str(e))
+                break
+            next_send = time.monotonic() + args.send_every
+    print(json.dumps({"result": result}), flush=True)
+    sock.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("role", choices=["server", "client"])
+    ap.add_argument("addr")
+    ap.add_argument("port", type=int)
+    ap.add_argument("--keepalive")
+    ap.add_argument("--hold", type=float, default=5.0)
+    ap.add_argument("--user-timeout", type=int)
+    ap.add_argument("--send-every", type=float)
+    args = ap.parse_args()
+    (server if args.role == "server" else client)(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
