@@ -67,8 +67,10 @@ fn cadence(p: &ProberReport) -> Option<String> {
         return None;
     }
     let idle = p.idle().map(secs);
+    // Every measure the capture gave must fit, and at least one must exist.
+    let fits = |measured: Option<f64>, expected: f64| measured.is_none_or(|x| near(x, expected));
     let known = CADENCES.iter().find(|(i, v, _)| {
-        idle.is_some_and(|x| near(x, *i)) || interval.is_some_and(|x| near(x, *v))
+        (idle.is_some() || interval.is_some()) && fits(idle, *i) && fits(interval, *v)
     });
     if let Some((_, _, who)) = known {
         return Some(format!(

@@ -71,9 +71,11 @@ impl ProberReport {
         median(&self.stats.intervals)
     }
 
-    /// Unanswered probes, not counting those still awaited at the end.
+    /// Every probe that got no answer (lost and resent ones too), but not one
+    /// still in flight when a live capture stopped.
     pub fn unanswered_total(&self) -> u32 {
-        self.stats.probes - self.stats.acked - self.stats.reset
+        let st = &self.stats;
+        st.probes - st.acked - st.reset - u32::from(st.in_flight)
     }
 }
 
@@ -165,9 +167,15 @@ impl ConnectionReport {
         report
     }
 
-    /// Any keepalive activity worth a row in the default table.
+    /// Any keepalive activity.
     pub fn has_keepalive(&self) -> bool {
         !self.probers.is_empty()
+    }
+
+    /// Worth a row in the default table: keepalive or zero-window probing,
+    /// or a verdict other than `no_keepalive` (a connection stuck resending).
+    pub fn noteworthy(&self) -> bool {
+        self.has_keepalive() || self.zero_window_probes > 0 || self.verdict != Verdict::NoKeepalive
     }
 }
 

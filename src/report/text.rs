@@ -100,7 +100,7 @@ fn prober_cells(p: Option<&ProberReport>) -> [String; 7] {
         st.probes.to_string(),
         st.acked.to_string(),
         st.reset.to_string(),
-        st.run.to_string(),
+        p.unanswered_total().to_string(),
         duration(p.idle()),
         duration(p.interval()),
     ]
@@ -121,7 +121,7 @@ impl TextReport {
     }
 
     pub fn connection(&mut self, c: ConnectionReport) {
-        if self.all || c.has_keepalive() || c.verdict != Verdict::NoKeepalive {
+        if self.all || c.noteworthy() {
             self.rows.push(c);
         }
     }

@@ -1,0 +1,203 @@
+//! What a user checks on each capture in captures/ (made from real Linux
+//! stacks by captures/make-captures.sh; captures/README.md describes them):
+//! the verdict, who probes, the inferred settings, the frames flagged.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+struct Report {
+    lines: Vec<Value>,
+}
+
+impl Report {
+    fn of(name: &str) -> Report {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("captures")
+            .join(name);
+        let out = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+            .args(["analyze", "--json"])
+            .arg(&path)
+            .output()
+            .expect("run kaprobe");
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        Report {
+            lines: text
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("JSON line"))
+                .collect(),
+        }
+    }
+
+    fn frames(&self, kind: &str) -> Vec<u64> {
+        self.lines
+            .iter()
+            .filter(|v| v["type"] == kind)
+            .map(|v| v["frame"].as_u64().unwrap())
+            .collect()
+    }
+
+    fn connection(&self) -> &Value {
+        let conns: Vec<&Value> = self
+            .lines
+            .iter()
+            .filter(|v| v["type"] == "connection")
+            .collect();
+        assert_eq!(conns.len(), 1, "one connection per capture");
+        conns[0]
+    }
+
+    fn prober(&self, role: &str) -> &Value {
+        let probers = self.connection()["probers"].as_array().unwrap();
+        probers
+            .iter()
+            .find(|p| p["role"] == role)
+            .unwrap_or_else(|| panic!("no {role} prober"))
+    }
+}
+
+fn near(v: &Value, expected: f64) -> bool {
+    v.as_f64().is_some_and(|x| (x - expected).abs() < 0.15)
+}
+
+/// The plain alive scenario, the same on every link type and file format.
+fn assert_alive(name: &str) {
+    let r = Report::of(name);
+    assert_eq!(r.frames("keepalive"), [8, 10, 12, 14], "{name}");
+    assert_eq!(r.frames("keepalive_ack"), [9, 11, 13, 15], "{name}");
+    let c = r.connection();
+    assert_eq!(c["verdict"], "alive", "{name}");
+    assert_eq!(c["syn_seen"], true);
+    let p = r.prober("client");
+    assert_eq!(
+        (p["probes"].as_u64(), p["acked"].as_u64()),
+        (Some(4), Some(4)),
+        "{name}"
+    );
+    assert_eq!(
+        p["probe_len"],
+        serde_json::json!([0]),
+        "Linux probes are 0-byte"
+    );
+    assert!(near(&p["idle_s"], 1.0), "TCP_KEEPIDLE 1 s: {p}");
+}
+
+#[test]
+fn alive_on_ethernet() {
+    assert_alive("alive.pcap");
+}
+
+#[test]
+fn alive_in_pcapng() {
+    assert_alive("alive.pcapng");
+}
+
+#[test]
+fn alive_over_ipv6() {
+    assert_alive("ipv6.pcap");
+    let r = Report::of("ipv6.pcap");
+    assert!(r.connection()["client"]
+        .as_str()
+        .unwrap()
+        .starts_with("[2001:db8::1]:"));
+}
+
+#[test]
+fn alive_on_loopback_with_offloaded_checksums() {
+    assert_alive("loopback.pcap");
+}
+
+#[test]
+fn alive_on_any_interface_sll2() {
+    assert_alive("any-sll2.pcap");
+}
+
+#[test]
+fn dead_peer_three_unanswered_then_rst() {
+    let r = Report::of("dead-peer.pcap");
+    assert_eq!(r.frames("keepalive"), [8, 10, 12, 13, 14]);
+    assert_eq!(r.frames("keepalive_ack"), [9, 11]);
+    let c = r.connection();
+    assert_eq!(c["verdict"], "dead");
+    let p = r.prober("client");
+    assert_eq!(p["count_before_rst"], 3, "TCP_KEEPCNT 3");
+    assert_eq!(p["unanswered"], 3);
+    assert!(near(&p["interval_s"], 1.0), "TCP_KEEPINTVL 1 s: {p}");
+}
+
+#[test]
+fn peer_that_forgot_answers_with_rst() {
+    let r = Report::of("peer-reset.pcap");
+    assert_eq!(r.frames("keepalive"), [8]);
+    assert_eq!(r.frames("keepalive_rst"), [9]);
+    assert_eq!(r.connection()["verdict"], "reset");
+    assert!(near(&r.prober("client")["idle_s"], 2.0));
+}
+
+#[test]
+fn resending_data_starves_keepalive() {
+    let r = Report::of("retransmit-starved.pcap");
+    assert_eq!(
+        r.frames("keepalive"),
+        [8, 10],
+        "probes only while nothing is in flight"
+    );
+    let c = r.connection();
+    assert_eq!(c["verdict"], "retransmitting");
+    assert_eq!(c["resending"]["bytes"], 100);
+    assert!(c["hints"].to_string().contains("TCP_USER_TIMEOUT"));
+}
+
+#[test]
+fn zero_window_probes_are_not_keepalives() {
+    let r = Report::of("zero-window.pcap");
+    assert!(
+        r.frames("keepalive").is_empty(),
+        "tshark calls these keep-alives; they are not"
+    );
+    assert_eq!(r.frames("zero_window_probe"), [12, 14, 15, 17]);
+    assert_eq!(r.frames("zero_window_probe_ack"), [13, 16, 18]);
+    assert_eq!(r.connection()["verdict"], "no_keepalive");
+}
+
+#[test]
+fn both_sides_probe_on_their_own_timers() {
+    let r = Report::of("both-probe.pcap");
+    let client = r.prober("client");
+    let server = r.prober("server");
+    assert!(near(&client["idle_s"], 1.0), "{client}");
+    assert!(near(&server["idle_s"], 2.0), "{server}");
+    assert_eq!(client["probes"], client["acked"]);
+    assert_eq!(server["probes"], server["acked"]);
+    assert_eq!(r.connection()["verdict"], "alive");
+}
+
+#[test]
+fn capture_starting_mid_idle_learns_from_the_peer() {
+    // Frame 1 opens the capture: nothing seen before it tells its sender's
+    // next seq, so it is not judged; the peer's ACK of it lets the rest be.
+    let r = Report::of("mid-idle.pcap");
+    assert_eq!(r.frames("keepalive"), [3, 5, 7]);
+    assert_eq!(r.frames("keepalive_ack"), [4, 6, 8]);
+    let c = r.connection();
+    assert_eq!(c["syn_seen"], false);
+    assert_eq!(c["verdict"], "alive");
+}
+
+#[test]
+fn windows_style_one_byte_probes() {
+    let r = Report::of("windows-probes.pcap");
+    assert_eq!(r.frames("keepalive"), [8, 10, 12, 14, 15, 16, 17, 18]);
+    assert_eq!(r.frames("keepalive_ack"), [9, 11, 13]);
+    let p = r.prober("client");
+    assert_eq!(p["probe_len"], serde_json::json!([1]));
+    assert_eq!(p["probe_byte"], 0);
+    assert!(near(&p["interval_s"], 1.0));
+    assert_eq!(r.connection()["verdict"], "dead");
+    assert!(r.connection()["hints"].to_string().contains("Windows"));
+}
