@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::capture::{CaptureError, FileCapture};
+use crate::capture::{CaptureError, FileCapture, Prefetch};
 use crate::cli::AnalyzeArgs;
 use crate::engine::{Engine, FrameRef};
 use crate::flow::Micros;
 use crate::report::Reporter;
+use crate::wire;
 
 /// Files smaller than this finish before a progress bar would help.
 const PROGRESS_MIN_BYTES: u64 = 64 << 20;
@@ -62,23 +63,28 @@ fn read_file(
     filter: Option<&str>,
     progress: &ProgressBar,
 ) -> Result<(), CaptureError> {
-    let mut cap = FileCapture::open(path, filter)?;
+    let cap = FileCapture::open(path, filter)?;
     let link = cap.link();
-    let mut since_tick = 0u64;
-    while let Some(frame) = cap.next_frame()? {
+    // Decoding happens on the reader thread, the rules on this one.
+    let mut reader = Prefetch::start(cap, move |f| {
         let at = FrameRef {
             file,
-            frame: frame.number,
-            time: frame.time,
+            frame: f.number,
+            time: f.time,
         };
-        engine.frame(at, link, frame.data, &mut |o| reporter.output(o));
-        since_tick += frame.record_len;
-        if frame.number % 65536 == 0 {
-            progress.inc(since_tick);
-            since_tick = 0;
-            if reporter.failed() {
-                break;
-            }
+        (at, f.record_len, wire::decode(link, f.data))
+    });
+    while let Some(batch) = reader.next_batch() {
+        let mut batch = batch?;
+        let mut bytes = 0;
+        for (at, record_len, decoded) in batch.drain(..) {
+            engine.decoded(at, decoded, &mut |o| reporter.output(o));
+            bytes += record_len;
+        }
+        progress.inc(bytes);
+        reader.recycle(batch);
+        if reporter.failed() {
+            break;
         }
     }
     Ok(())

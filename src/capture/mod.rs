@@ -6,6 +6,7 @@
 //! libpcap, so that frame numbers stay the record numbers of the file.
 
 mod live;
+mod prefetch;
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,7 @@ use crate::flow::Micros;
 use crate::wire::{LinkType, UnsupportedLinkType};
 
 pub use live::{filter_expr, list_interfaces, LiveCapture, LiveError, LiveOptions, LiveStats};
+pub use prefetch::Prefetch;
 
 /// Why a capture could not be opened or read on.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use ahash::AHashMap;
+use foldhash::HashMap;
 
 use crate::flow::{Flow, FlowKey, Micros, Side};
 use crate::keepalive::{self, Answer, Event, EventKind, Pending, Shape};
@@ -111,7 +111,7 @@ impl Totals {
 /// The connection table and the rules applied to it.
 #[derive(Default)]
 pub struct Engine {
-    conns: AHashMap<FlowKey, Conn>,
+    conns: HashMap<FlowKey, Conn>,
     /// Closed connections in order of closing: (close time, key, stream).
     closed: VecDeque<(Micros, FlowKey, u64)>,
     pub totals: Totals,
@@ -409,14 +409,22 @@ impl Engine {
         data: &[u8],
         out: &mut dyn FnMut(Output),
     ) {
+        self.decoded(at, crate::wire::decode(link, data), out);
+    }
+
+    /// Feed a frame decoded elsewhere (on the reader thread).
+    pub fn decoded(&mut self, at: FrameRef, decoded: Decoded, out: &mut dyn FnMut(Output)) {
         self.totals.frames += 1;
-        match crate::wire::decode(link, data) {
+        match decoded {
             Ok(Some(seg)) => self.segment(at, &seg, out),
             Ok(None) => self.totals.not_tcp += 1,
             Err(_) => self.totals.undecodable += 1,
         }
     }
 }
+
+/// What decoding one frame gave.
+pub type Decoded = Result<Option<Segment>, crate::wire::DecodeError>;
 
 #[cfg(test)]
 mod tests;

@@ -182,7 +182,7 @@ impl ConnectionReport {
 /// Without a SYN, the side on the higher port is most likely the client
 /// (ephemeral ports sit high, services low).
 fn guess_client(key: &FlowKey) -> Side {
-    if key.lo.port() >= key.hi.port() {
+    if key.endpoint(Side::Lo).port() >= key.endpoint(Side::Hi).port() {
         Side::Lo
     } else {
         Side::Hi

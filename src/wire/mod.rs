@@ -10,7 +10,7 @@ mod link;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use etherparse::{IpNumber, LaxIpSlice, TcpSlice};
+use etherparse::{IpNumber, Ipv4HeaderSlice, LaxIpSlice, TcpSlice};
 
 pub use link::{LinkType, UnsupportedLinkType};
 
@@ -90,44 +90,116 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Option<Segment>, DecodeErr
     }
 }
 
-/// Decode an IPv4 or IPv6 packet carrying TCP.
-pub fn decode_ip(ip: &[u8], vlan: VlanTags) -> Result<Option<Segment>, DecodeError> {
-    let (slice, _ext_err) = LaxIpSlice::from_slice(ip).map_err(|e| DecodeError::Malformed {
-        layer: "IP",
+/// The IP layer as far as TCP needs it.
+struct IpView {
+    src: IpAddr,
+    dst: IpAddr,
+    /// Where the IP header says the packet ends; `None` when it says 0 (TSO
+    /// on the capturing host, IPv6 jumbograms), which leaves only the
+    /// captured bytes to go by.
+    end: Option<usize>,
+    id: u16,
+    /// Bytes from the start of the IP header to the TCP header (IPv4
+    /// options, IPv6 extension headers).
+    tcp_offset: usize,
+}
+
+fn malformed(layer: &'static str, e: impl std::fmt::Display) -> DecodeError {
+    DecodeError::Malformed {
+        layer,
         what: e.to_string(),
-    })?;
+    }
+}
+
+/// IPv4 without extension headers is nearly every packet: read its fixed
+/// header directly, and leave the rest to etherparse's general IP slicer.
+fn ip_view(ip: &[u8]) -> Result<Option<IpView>, DecodeError> {
+    if ip.first().map(|b| b >> 4) != Some(4) {
+        return lax_ip_view(ip);
+    }
+    let h = Ipv4HeaderSlice::from_slice(ip).map_err(|e| malformed("IPv4", e))?;
+    if h.protocol() == IpNumber::AUTHENTICATION_HEADER {
+        return lax_ip_view(ip);
+    }
+    if h.protocol() != IpNumber::TCP || h.is_fragmenting_payload() {
+        return Ok(None);
+    }
+    let tcp_offset = h.slice().len();
+    let total = usize::from(h.total_len());
+    if total != 0 && total < tcp_offset {
+        return Err(malformed(
+            "IPv4",
+            format!("total length {total} is shorter than the header"),
+        ));
+    }
+    let (src, dst) = (h.source_addr(), h.destination_addr());
+    let end = (total != 0).then_some(total);
+    Ok(Some(IpView {
+        src: IpAddr::V4(src),
+        dst: IpAddr::V4(dst),
+        end,
+        id: h.identification(),
+        tcp_offset,
+    }))
+}
+
+fn lax_ip_view(ip: &[u8]) -> Result<Option<IpView>, DecodeError> {
+    let (slice, _ext_err) = LaxIpSlice::from_slice(ip).map_err(|e| malformed("IP", e))?;
     let payload = slice.payload();
     if payload.ip_number != IpNumber::TCP || payload.fragmented {
         return Ok(None);
     }
-    // Bytes from the start of the IP header to the TCP header (IPv4 options,
-    // IPv6 extension headers).
     let tcp_offset = payload.payload.as_ptr() as usize - ip.as_ptr() as usize;
-    // Where the IP header says the packet ends; `None` when it says 0 (TSO
-    // on the capturing host, IPv6 jumbograms), which leaves only the
-    // captured bytes to go by.
-    let (src, dst, ip_end, ip_id) = match &slice {
+    Ok(Some(match &slice {
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
-            let (s, d): (Ipv4Addr, Ipv4Addr) = (h.source_addr(), h.destination_addr());
-            let end = (h.total_len() != 0).then_some(usize::from(h.total_len()));
-            (IpAddr::V4(s), IpAddr::V4(d), end, h.identification())
+            let total = usize::from(h.total_len());
+            let (src, dst): (Ipv4Addr, Ipv4Addr) = (h.source_addr(), h.destination_addr());
+            let end = (total != 0).then_some(total);
+            IpView {
+                src: IpAddr::V4(src),
+                dst: IpAddr::V4(dst),
+                end,
+                id: h.identification(),
+                tcp_offset,
+            }
         }
         LaxIpSlice::Ipv6(v6) => {
             let h = v6.header();
-            let (s, d): (Ipv6Addr, Ipv6Addr) = (h.source_addr(), h.destination_addr());
+            let (src, dst): (Ipv6Addr, Ipv6Addr) = (h.source_addr(), h.destination_addr());
             let end = (h.payload_length() != 0).then_some(40 + usize::from(h.payload_length()));
-            (IpAddr::V6(s), IpAddr::V6(d), end, 0)
+            IpView {
+                src: IpAddr::V6(src),
+                dst: IpAddr::V6(dst),
+                end,
+                id: 0,
+                tcp_offset,
+            }
         }
+    }))
+}
+
+/// Decode an IPv4 or IPv6 packet carrying TCP.
+pub fn decode_ip(ip: &[u8], vlan: VlanTags) -> Result<Option<Segment>, DecodeError> {
+    let Some(view) = ip_view(ip)? else {
+        return Ok(None);
     };
-    let tcp = TcpSlice::from_slice(payload.payload).map_err(|e| DecodeError::Malformed {
-        layer: "TCP",
-        what: e.to_string(),
-    })?;
+    // The TCP bytes end where the IP header says (Ethernet pads short
+    // frames) or where the capture stopped, whichever is first.
+    let captured_end = view.end.map_or(ip.len(), |e| e.min(ip.len()));
+    let tcp_bytes = ip.get(view.tcp_offset..captured_end).unwrap_or(&[]);
+    let IpView {
+        src,
+        dst,
+        end: ip_end,
+        id: ip_id,
+        tcp_offset,
+    } = view;
+    let tcp = TcpSlice::from_slice(tcp_bytes).map_err(|e| malformed("TCP", e))?;
     let header_len = usize::from(tcp.data_offset()) * 4;
     let transport_len = match ip_end {
         Some(end) => end.saturating_sub(tcp_offset),
-        None => payload.payload.len(),
+        None => tcp_bytes.len(),
     };
     let payload_len = transport_len.saturating_sub(header_len);
     let (tsval, mptcp_data) = scan_options(tcp.options());
