@@ -16,7 +16,7 @@ use crate::flow::Micros;
 use crate::wire::{LinkType, UnsupportedLinkType};
 
 pub use live::{filter_expr, list_interfaces, LiveCapture, LiveError, LiveOptions, LiveStats};
-pub use prefetch::Prefetch;
+pub use prefetch::{Batch, Prefetch};
 
 /// Why a capture could not be opened or read on.
 #[derive(Debug, thiserror::Error)]

@@ -14,8 +14,25 @@ const BATCH: usize = 2048;
 /// Batches in flight: enough to ride out a slow moment on either side.
 const IN_FLIGHT: usize = 4;
 
+/// What the reader thread made of a run of frames: one item per frame, and
+/// any bytes the items refer to (by offset) in `data`.
+#[derive(Debug)]
+pub struct Batch<T> {
+    pub items: Vec<T>,
+    pub data: Vec<u8>,
+}
+
+impl<T> Batch<T> {
+    fn new() -> Batch<T> {
+        Batch {
+            items: Vec::with_capacity(BATCH),
+            data: Vec::new(),
+        }
+    }
+}
+
 enum Message<T> {
-    Batch(Vec<T>),
+    Batch(Batch<T>),
     End(Result<(), CaptureError>),
 }
 
@@ -23,14 +40,14 @@ enum Message<T> {
 /// thread.
 pub struct Prefetch<T: Send + 'static> {
     rx: Option<Receiver<Message<T>>>,
-    recycle: SyncSender<Vec<T>>,
+    recycle: SyncSender<Batch<T>>,
     reader: Option<JoinHandle<()>>,
 }
 
 impl<T: Send + 'static> Prefetch<T> {
     pub fn start<F>(mut cap: FileCapture, mut each: F) -> Prefetch<T>
     where
-        F: FnMut(Frame<'_>) -> T + Send + 'static,
+        F: FnMut(Frame<'_>, &mut Vec<u8>) -> T + Send + 'static,
     {
         let (tx, rx) = mpsc::sync_channel(IN_FLIGHT);
         let (recycle, empties) = mpsc::sync_channel(IN_FLIGHT + 1);
@@ -47,7 +64,7 @@ impl<T: Send + 'static> Prefetch<T> {
 
     /// The next batch; `None` at the end of the file. A read error comes
     /// after every frame read before it.
-    pub fn next_batch(&mut self) -> Option<Result<Vec<T>, CaptureError>> {
+    pub fn next_batch(&mut self) -> Option<Result<Batch<T>, CaptureError>> {
         match self.rx.as_ref()?.recv() {
             Ok(Message::Batch(b)) => Some(Ok(b)),
             Ok(Message::End(Ok(()))) | Err(_) => None,
@@ -56,8 +73,9 @@ impl<T: Send + 'static> Prefetch<T> {
     }
 
     /// Hand a batch back for reuse.
-    pub fn recycle(&self, mut batch: Vec<T>) {
-        batch.clear();
+    pub fn recycle(&self, mut batch: Batch<T>) {
+        batch.items.clear();
+        batch.data.clear();
         let _ = self.recycle.try_send(batch);
     }
 }
@@ -76,21 +94,20 @@ fn read_ahead<T, F>(
     cap: &mut FileCapture,
     each: &mut F,
     tx: &SyncSender<Message<T>>,
-    empties: &Receiver<Vec<T>>,
+    empties: &Receiver<Batch<T>>,
 ) where
-    F: FnMut(Frame<'_>) -> T,
+    F: FnMut(Frame<'_>, &mut Vec<u8>) -> T,
 {
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Batch::new();
     loop {
         match cap.next_frame() {
             Ok(Some(frame)) => {
-                batch.push(each(frame));
-                if batch.len() < BATCH {
+                let item = each(frame, &mut batch.data);
+                batch.items.push(item);
+                if batch.items.len() < BATCH {
                     continue;
                 }
-                let next = empties
-                    .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                let next = empties.try_recv().unwrap_or_else(|_| Batch::new());
                 if tx
                     .send(Message::Batch(std::mem::replace(&mut batch, next)))
                     .is_err()
@@ -104,8 +121,8 @@ fn read_ahead<T, F>(
     }
 }
 
-fn finish<T>(tx: &SyncSender<Message<T>>, batch: Vec<T>, end: Result<(), CaptureError>) {
-    if !batch.is_empty() && tx.send(Message::Batch(batch)).is_err() {
+fn finish<T>(tx: &SyncSender<Message<T>>, batch: Batch<T>, end: Result<(), CaptureError>) {
+    if !batch.items.is_empty() && tx.send(Message::Batch(batch)).is_err() {
         return;
     }
     let _ = tx.send(Message::End(end));

@@ -119,11 +119,17 @@ pub struct Engine {
     /// Live: probes in the order sent, to judge them unanswered in time.
     waiting: VecDeque<Waiting>,
     next_sweep: Micros,
+    /// The earliest capture time at which `tick` has anything to do, so the
+    /// per-segment check is one comparison.
+    due: Micros,
 }
 
 impl Engine {
     pub fn new() -> Engine {
-        Engine::default()
+        Engine {
+            due: Micros::MIN,
+            ..Engine::default()
+        }
     }
 
     /// An engine for live traffic: it also judges probes `unanswered` after
@@ -144,7 +150,9 @@ impl Engine {
     /// Feed one decoded segment.
     pub fn segment(&mut self, at: FrameRef, seg: &Segment, out: &mut dyn FnMut(Output)) {
         self.totals.segments += 1;
-        self.tick(at.time, out);
+        if at.time >= self.due {
+            self.tick(at.time, out);
+        }
         let (key, side) = FlowKey::of(seg);
         let reopened = seg.has(flags::SYN)
             && !seg.has(flags::ACK)
@@ -181,10 +189,14 @@ impl Engine {
                 frame: at.frame,
             };
             self.waiting.push_back(probe);
+            self.due = self
+                .due
+                .min(at.time.saturating_add(self.live.map_or(0, |l| l.grace)));
         }
         if conn.closed_at.is_none() && conn.flow.closed() {
             conn.closed_at = Some(at.time);
             self.closed.push_back((at.time, key, conn.stream));
+            self.due = self.due.min(at.time.saturating_add(CLOSED_LINGER));
         }
     }
 
@@ -192,13 +204,23 @@ impl Engine {
     /// grace ran out and forget connections gone silent.
     pub fn tick(&mut self, now: Micros, out: &mut dyn FnMut(Output)) {
         self.expire(now, out);
+        let mut due = self
+            .closed
+            .front()
+            .map_or(Micros::MAX, |c| c.0.saturating_add(CLOSED_LINGER));
         if let Some(live) = self.live {
             self.judge_waiting(now, live.grace, out);
             if now >= self.next_sweep {
                 self.next_sweep = now.saturating_add(SWEEP_EVERY);
                 self.forget_silent(now, live.idle_timeout, out);
             }
+            let waiting = self
+                .waiting
+                .front()
+                .map_or(Micros::MAX, |w| w.time.saturating_add(live.grace));
+            due = due.min(waiting).min(self.next_sweep);
         }
+        self.due = due;
     }
 
     fn judge_waiting(&mut self, now: Micros, grace: Micros, out: &mut dyn FnMut(Output)) {
