@@ -99,6 +99,8 @@ pub struct Totals {
     pub undecodable: u64,
     pub copies: u64,
     pub connections: u64,
+    /// Most connections held in the table at once.
+    pub peak_open: u64,
     pub events: [u64; 7],
 }
 
@@ -165,8 +167,10 @@ impl Engine {
             }
         }
         let totals = &mut self.totals;
+        let open = self.conns.len() as u64 + 1;
         let conn = self.conns.entry(key).or_insert_with(|| {
             totals.connections += 1;
+            totals.peak_open = totals.peak_open.max(open);
             Conn::new(totals.connections - 1, at)
         });
         conn.packets += 1;
@@ -278,6 +282,11 @@ impl Engine {
                     ))));
                 }
             }
+        }
+        // A burst of connections grows the table; give the memory back once
+        // most of them are gone (the map never shrinks by itself).
+        if self.conns.capacity() > 4 * self.conns.len() + 4096 {
+            self.conns.shrink_to(2 * self.conns.len());
         }
     }
 

@@ -230,6 +230,8 @@ pub struct Summary {
     pub undecodable: u64,
     pub duplicates: u64,
     pub connections: u64,
+    /// Most connections tracked at once (memory follows this).
+    pub peak_open_connections: u64,
     pub keepalive_connections: u64,
     pub keepalives: u64,
     pub keepalive_acks: u64,
@@ -270,6 +272,7 @@ impl Summary {
         self.undecodable = t.undecodable;
         self.duplicates = t.copies;
         self.connections = t.connections;
+        self.peak_open_connections = t.peak_open;
         self.keepalives = t.count(EventKind::Keepalive);
         self.keepalive_acks = t.count(EventKind::KeepaliveAck);
         self.keepalive_rsts = t.count(EventKind::KeepaliveRst);

@@ -106,10 +106,16 @@ fn prober_cells(p: Option<&ProberReport>) -> [String; 7] {
     ]
 }
 
+/// Rows kept for the table: beyond this a table is no longer read, and
+/// keeping every row would make memory grow with the capture.
+const MAX_ROWS: usize = 10_000;
+
 /// Collects the rows, then prints the table and summary at the end.
 pub struct TextReport {
     rows: Vec<ConnectionReport>,
     all: bool,
+    /// Rows left out past [`MAX_ROWS`].
+    omitted: u64,
 }
 
 impl TextReport {
@@ -117,12 +123,18 @@ impl TextReport {
         TextReport {
             rows: Vec::new(),
             all,
+            omitted: 0,
         }
     }
 
     pub fn connection(&mut self, c: ConnectionReport) {
-        if self.all || c.noteworthy() {
+        if !(self.all || c.noteworthy()) {
+            return;
+        }
+        if self.rows.len() < MAX_ROWS {
             self.rows.push(c);
+        } else {
+            self.omitted += 1;
         }
     }
 
@@ -130,6 +142,13 @@ impl TextReport {
         self.rows.sort_by_key(|c| (c.first_file, c.stream));
         if !self.rows.is_empty() {
             self.table(out)?;
+            if self.omitted > 0 {
+                let note = format!(
+                    "... and {} more connections not shown: the table keeps the first {MAX_ROWS}; --json lists every one",
+                    self.omitted
+                );
+                writeln!(out, "{}", note.dimmed())?;
+            }
             writeln!(out)?;
         }
         writeln!(out, "{}", summary_line(summary))?;
