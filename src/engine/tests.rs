@@ -296,3 +296,129 @@ fn new_syn_on_a_closed_four_tuple_starts_a_new_connection() {
     let streams: Vec<u64> = run.reports.iter().map(|c| c.stream).collect();
     assert_eq!(streams, [0, 1]);
 }
+
+/// Feed a script through a live engine, with `tick`s where the script has
+/// `None` (time passing without packets), and finish at `end`.
+fn run_live(script: &[(f64, Option<Segment>)], end: f64) -> Run {
+    let live = Live {
+        grace: SEC / 2,
+        idle_timeout: 100 * SEC,
+    };
+    let mut engine = Engine::live(live);
+    let (mut events, mut reports) = (Vec::new(), Vec::new());
+    let mut sink = |o: Output| match o {
+        Output::Event(e) => events.push(e.clone()),
+        Output::Connection(c) => reports.push(*c),
+    };
+    let at_time = |t: f64| (t * SEC as f64) as Micros;
+    for (i, (t, seg)) in script.iter().enumerate() {
+        match seg {
+            Some(seg) => {
+                let at = FrameRef {
+                    file: 0,
+                    frame: i as u64 + 1,
+                    time: at_time(*t),
+                };
+                engine.segment(at, seg, &mut sink);
+            }
+            None => engine.tick(at_time(*t), &mut sink),
+        }
+    }
+    engine.finish(at_time(end), &mut sink);
+    Run { events, reports }
+}
+
+fn live_opening() -> Vec<(f64, Option<Segment>)> {
+    opening().into_iter().map(|(t, s)| (t, Some(s))).collect()
+}
+
+#[test]
+fn live_probe_past_grace_is_judged_unanswered_once() {
+    let mut script = live_opening();
+    script.push((10.0, Some(probe())));
+    script.push((10.3, None));
+    script.push((10.6, None));
+    script.push((10.9, None));
+    let run = run_live(&script, 11.0);
+    assert_eq!(run.kinds(), [EventKind::Keepalive, EventKind::Unanswered]);
+    assert_eq!(run.events[1].unanswered, Some(1));
+}
+
+#[test]
+fn live_answer_within_grace_is_not_unanswered() {
+    let mut script = live_opening();
+    script.push((10.0, Some(probe())));
+    script.push((10.1, Some(s2c())));
+    script.push((11.0, None));
+    let run = run_live(&script, 12.0);
+    assert_eq!(run.kinds(), [EventKind::Keepalive, EventKind::KeepaliveAck]);
+}
+
+#[test]
+fn live_prober_giving_up_is_a_dead_event_with_its_settings() {
+    let mut script = live_opening();
+    for t in [10.0, 11.0, 12.0] {
+        script.push((t, Some(probe())));
+    }
+    script.push((
+        13.0,
+        Some(Segment {
+            seq: 1000,
+            flags: flags::RST | flags::ACK,
+            ..c2s()
+        }),
+    ));
+    let run = run_live(&script, 14.0);
+    let dead = run
+        .events
+        .iter()
+        .find(|e| e.kind == EventKind::Dead)
+        .expect("a dead event");
+    assert_eq!(dead.unanswered, Some(3));
+    assert_eq!(dead.interval, Some(SEC));
+    assert_eq!(dead.idle, Some(10 * SEC - 4_000));
+    let unanswered = run
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::Unanswered)
+        .count();
+    assert_eq!(unanswered, 3);
+}
+
+#[test]
+fn live_probe_younger_than_grace_at_the_end_is_in_flight() {
+    let mut script = live_opening();
+    script.push((10.0, Some(probe())));
+    script.push((10.001, Some(s2c())));
+    script.push((20.0, Some(probe())));
+    let c = run_live(&script, 20.1).only().clone();
+    assert_eq!(c.verdict, Verdict::Alive, "the earlier answer stands");
+    assert!(c.probers[0].stats.in_flight);
+}
+
+#[test]
+fn live_silent_connection_leaves_the_table_and_is_reported() {
+    let mut engine = Engine::live(Live {
+        grace: SEC,
+        idle_timeout: 100 * SEC,
+    });
+    let mut reports = Vec::new();
+    let mut sink = |o: Output| {
+        if let Output::Connection(c) = o {
+            reports.push(c.stream);
+        }
+    };
+    for (i, (t, seg)) in opening().into_iter().enumerate() {
+        let at = FrameRef {
+            file: 0,
+            frame: i as u64 + 1,
+            time: (t * SEC as f64) as Micros,
+        };
+        engine.segment(at, &seg, &mut sink);
+    }
+    engine.tick(50 * SEC, &mut sink);
+    assert_eq!(engine.table_len(), 1, "not silent long enough yet");
+    engine.tick(200 * SEC, &mut sink);
+    assert_eq!(engine.table_len(), 0);
+    assert_eq!(reports, [0]);
+}
