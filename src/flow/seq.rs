@@ -33,3 +33,23 @@ mod tests {
         assert!(!seq_at_or_after(999, 1000));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Order is the same on both sides of the 2^32 wrap: moving both
+        /// numbers by the same amount never changes which comes first.
+        #[test]
+        fn order_survives_any_shift(a in any::<u32>(), d in 1u32..(1 << 31), shift in any::<u32>()) {
+            let b = a.wrapping_add(d);
+            prop_assert!(seq_after(b, a));
+            prop_assert!(!seq_after(a, b));
+            prop_assert!(seq_after(b.wrapping_add(shift), a.wrapping_add(shift)));
+            prop_assert!(seq_at_or_after(a, a));
+        }
+    }
+}

@@ -230,3 +230,53 @@ fn unknown_link_type_is_named() {
     let err = LinkType::from_dlt(147).unwrap_err();
     assert!(err.to_string().contains("147"), "{err}");
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::*;
+
+    fn link() -> impl Strategy<Value = LinkType> {
+        prop_oneof![
+            Just(LinkType::Ethernet),
+            Just(LinkType::Null),
+            Just(LinkType::RawIp),
+            Just(LinkType::LinuxSll),
+            Just(LinkType::LinuxSll2),
+        ]
+    }
+
+    proptest! {
+        /// Arbitrary bytes under any link type: an answer, never a panic.
+        #[test]
+        fn any_bytes_decode_without_panic(link in link(), bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode(link, &bytes);
+        }
+
+        /// A valid TCP frame cut anywhere: a segment only once the headers are
+        /// complete, and then with the payload length the IP header gives.
+        #[test]
+        fn every_truncation_is_an_error_or_the_full_segment(payload in 0usize..40, cut in 0usize..200, opts in any::<bool>()) {
+            let mut frame = super::ether_v4(&vec![0x42; payload]);
+            if opts {
+                // NOP NOP timestamp appended to the TCP header (data offset 8).
+                let mut with = frame[..54].to_vec();
+                with.extend_from_slice(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+                with.extend_from_slice(&frame[54..]);
+                with[46] = 8 << 4;
+                let total = (with.len() - 14) as u16;
+                with[16..18].copy_from_slice(&total.to_be_bytes());
+                frame = with;
+            }
+            let headers = if opts { 66 } else { 54 };
+            let cut = cut.min(frame.len());
+            match decode(LinkType::Ethernet, &frame[..cut]) {
+                Ok(Some(seg)) => {
+                    prop_assert!(cut >= headers);
+                    prop_assert_eq!(seg.payload_len as usize, payload);
+                }
+                _ => prop_assert!(cut < headers),
+            }
+        }
+    }
+}
