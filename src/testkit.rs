@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 
 use crate::flow::{Half, Micros};
-use crate::wire::{flags, Segment};
+use crate::wire::{flags, Endpoint, Segment};
 
 pub const CLIENT: &str = "192.0.2.1:40000";
 pub const SERVER: &str = "192.0.2.2:5432";
 
-pub fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("test address")
+pub fn addr(s: &str) -> Endpoint {
+    Endpoint::from(s.parse::<SocketAddr>().expect("test address"))
 }
 
 /// An ACK from client to server at seq 1000, ack 5000, window 500.

@@ -2,13 +2,12 @@
 //! documented case: a probe seen before any segment of its peer cannot be
 //! judged (nothing yet says where its sender's sequence space is).
 
-use std::net::SocketAddr;
 use std::path::Path;
 
 use kaprobe::capture::FileCapture;
 use kaprobe::engine::{Engine, FrameRef, Output};
 use kaprobe::keepalive::EventKind;
-use kaprobe::wire::{self, Segment};
+use kaprobe::wire::{self, Endpoint, Segment};
 
 fn segments(name: &str) -> Vec<(FrameRef, Segment)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -72,7 +71,7 @@ fn any_starting_point_finds_the_same_probes_once_the_peer_was_seen() {
                 .iter()
                 .filter(|&&f| f >= suffix.first().map_or(u64::MAX, |s| s.0.frame))
             {
-                let sender: SocketAddr = all.iter().find(|(at, _)| at.frame == f).unwrap().1.src;
+                let sender: Endpoint = all.iter().find(|(at, _)| at.frame == f).unwrap().1.src;
                 let peer_seen_before = suffix
                     .iter()
                     .take_while(|(at, _)| at.frame < f)

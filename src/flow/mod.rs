@@ -7,35 +7,14 @@
 mod seq;
 
 use std::hash::{Hash, Hasher};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
 pub use seq::{seq_after, seq_at_or_after};
 
-use crate::wire::{flags, Segment, VlanTags};
+use crate::wire::{flags, Endpoint, Segment, VlanTags};
 
 /// Microseconds since the Unix epoch, as capture timestamps give them.
 pub type Micros = i64;
-
-/// One end of a connection as the key stores it: the address as 128 bits
-/// (IPv4 as an IPv4-mapped IPv6 address) and the port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Endpoint(u128, u16);
-
-impl Endpoint {
-    fn of(addr: SocketAddr) -> Endpoint {
-        let ip = match addr.ip() {
-            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-            IpAddr::V6(v6) => v6,
-        };
-        Endpoint(u128::from(ip), addr.port())
-    }
-}
-
-fn socket_addr(addr: u128, port: u16) -> SocketAddr {
-    let v6 = Ipv6Addr::from(addr);
-    let ip = v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4);
-    SocketAddr::new(ip, port)
-}
 
 /// A connection: its two endpoints in canonical order plus its VLAN tags.
 ///
@@ -82,17 +61,17 @@ impl Side {
 impl FlowKey {
     /// The connection a segment belongs to, and which end sent it.
     pub fn of(seg: &Segment) -> (FlowKey, Side) {
-        let (src, dst) = (Endpoint::of(seg.src), Endpoint::of(seg.dst));
+        let (src, dst) = (seg.src, seg.dst);
         let (lo, hi, side) = if src <= dst {
             (src, dst, Side::Lo)
         } else {
             (dst, src, Side::Hi)
         };
         let key = FlowKey {
-            lo_addr: lo.0,
-            hi_addr: hi.0,
-            lo_port: lo.1,
-            hi_port: hi.1,
+            lo_addr: lo.ip,
+            hi_addr: hi.ip,
+            lo_port: lo.port,
+            hi_port: hi.port,
             vlan: seg.vlan,
         };
         (key, side)
@@ -100,8 +79,16 @@ impl FlowKey {
 
     pub fn endpoint(&self, side: Side) -> SocketAddr {
         match side {
-            Side::Lo => socket_addr(self.lo_addr, self.lo_port),
-            Side::Hi => socket_addr(self.hi_addr, self.hi_port),
+            Side::Lo => Endpoint {
+                ip: self.lo_addr,
+                port: self.lo_port,
+            }
+            .socket_addr(),
+            Side::Hi => Endpoint {
+                ip: self.hi_addr,
+                port: self.hi_port,
+            }
+            .socket_addr(),
         }
     }
 }

@@ -29,11 +29,57 @@ pub mod flags {
 /// (a mirror port often delivers the same segment once per VLAN).
 pub type VlanTags = [u16; 2];
 
+/// One end of a connection, packed for the flow table: the address as 128
+/// bits (IPv4 as an IPv4-mapped IPv6 address) and the port. Turned into a
+/// `SocketAddr` only for output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint {
+    pub ip: u128,
+    pub port: u16,
+}
+
+impl Endpoint {
+    pub fn v4(ip: [u8; 4], port: u16) -> Endpoint {
+        Endpoint {
+            ip: u128::from(Ipv4Addr::from(ip).to_ipv6_mapped()),
+            port,
+        }
+    }
+
+    pub fn v6(ip: [u8; 16], port: u16) -> Endpoint {
+        Endpoint {
+            ip: u128::from_be_bytes(ip),
+            port,
+        }
+    }
+
+    pub fn socket_addr(self) -> SocketAddr {
+        let v6 = Ipv6Addr::from(self.ip);
+        let ip = v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4);
+        SocketAddr::new(ip, self.port)
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(addr: SocketAddr) -> Endpoint {
+        match addr.ip() {
+            IpAddr::V4(v4) => Endpoint::v4(v4.octets(), addr.port()),
+            IpAddr::V6(v6) => Endpoint::v6(v6.octets(), addr.port()),
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.socket_addr().fmt(f)
+    }
+}
+
 /// The fields of a TCP segment that the keepalive rules read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Segment {
-    pub src: SocketAddr,
-    pub dst: SocketAddr,
+    pub src: Endpoint,
+    pub dst: Endpoint,
     pub vlan: VlanTags,
     pub seq: u32,
     pub ack: u32,
@@ -92,8 +138,9 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Option<Segment>, DecodeErr
 
 /// The IP layer as far as TCP needs it.
 struct IpView {
-    src: IpAddr,
-    dst: IpAddr,
+    /// Addresses as 128 bits (IPv4 mapped), as `Endpoint` keeps them.
+    src: u128,
+    dst: u128,
     /// Where the IP header says the packet ends; `None` when it says 0 (TSO
     /// on the capturing host, IPv6 jumbograms), which leaves only the
     /// captured bytes to go by.
@@ -132,11 +179,10 @@ fn ip_view(ip: &[u8]) -> Result<Option<IpView>, DecodeError> {
             format!("total length {total} is shorter than the header"),
         ));
     }
-    let (src, dst) = (h.source_addr(), h.destination_addr());
     let end = (total != 0).then_some(total);
     Ok(Some(IpView {
-        src: IpAddr::V4(src),
-        dst: IpAddr::V4(dst),
+        src: Endpoint::v4(h.source(), 0).ip,
+        dst: Endpoint::v4(h.destination(), 0).ip,
         end,
         id: h.identification(),
         tcp_offset,
@@ -154,11 +200,10 @@ fn lax_ip_view(ip: &[u8]) -> Result<Option<IpView>, DecodeError> {
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
             let total = usize::from(h.total_len());
-            let (src, dst): (Ipv4Addr, Ipv4Addr) = (h.source_addr(), h.destination_addr());
             let end = (total != 0).then_some(total);
             IpView {
-                src: IpAddr::V4(src),
-                dst: IpAddr::V4(dst),
+                src: Endpoint::v4(h.source(), 0).ip,
+                dst: Endpoint::v4(h.destination(), 0).ip,
                 end,
                 id: h.identification(),
                 tcp_offset,
@@ -166,11 +211,10 @@ fn lax_ip_view(ip: &[u8]) -> Result<Option<IpView>, DecodeError> {
         }
         LaxIpSlice::Ipv6(v6) => {
             let h = v6.header();
-            let (src, dst): (Ipv6Addr, Ipv6Addr) = (h.source_addr(), h.destination_addr());
             let end = (h.payload_length() != 0).then_some(40 + usize::from(h.payload_length()));
             IpView {
-                src: IpAddr::V6(src),
-                dst: IpAddr::V6(dst),
+                src: Endpoint::v6(h.source(), 0).ip,
+                dst: Endpoint::v6(h.destination(), 0).ip,
                 end,
                 id: 0,
                 tcp_offset,
@@ -204,8 +248,14 @@ pub fn decode_ip(ip: &[u8], vlan: VlanTags) -> Result<Option<Segment>, DecodeErr
     let payload_len = transport_len.saturating_sub(header_len);
     let (tsval, mptcp_data) = scan_options(tcp.options());
     Ok(Some(Segment {
-        src: SocketAddr::new(src, tcp.source_port()),
-        dst: SocketAddr::new(dst, tcp.destination_port()),
+        src: Endpoint {
+            ip: src,
+            port: tcp.source_port(),
+        },
+        dst: Endpoint {
+            ip: dst,
+            port: tcp.destination_port(),
+        },
         vlan,
         seq: tcp.sequence_number(),
         ack: tcp.acknowledgment_number(),
