@@ -1,0 +1,26 @@
+//! A whole capture file through the analyze pipeline: libpcap's reader, the
+//! prefetch thread, decode, rules and reports (text and JSON).
+#![no_main]
+
+use std::io::Write;
+
+use kaprobe::analyze;
+use kaprobe::cli::{AnalyzeArgs, ColorChoice, OutputArgs};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let path = std::env::temp_dir().join(format!("kaprobe-fuzz-{}.pcap", std::process::id()));
+    let Ok(mut file) = std::fs::File::create(&path) else { return };
+    if file.write_all(data).is_err() {
+        return;
+    }
+    drop(file);
+    for json in [false, true] {
+        let args = AnalyzeArgs {
+            output: OutputArgs { json, verbose: true, all: true, color: ColorChoice::Never },
+            no_progress: true,
+            words: vec![path.display().to_string()],
+        };
+        let _ = analyze::run(&args, &mut std::io::sink());
+    }
+});
