@@ -29,6 +29,11 @@ pub enum Command {
         after_help = "Examples:\n  sudo kaprobe sniff -i eth0\n  sudo kaprobe sniff -i any port 5432\n  sudo kaprobe sniff -i eth0 --json -w trace.pcap --duration 600\n\nEnds on Ctrl-C, SIGTERM, -c or --duration, then prints the per-connection report and libpcap's counters."
     )]
     Sniff(SniffArgs),
+    /// Ask an established connection's peer whether it is still there: keepalive on demand, from outside the application.
+    #[command(
+        after_help = "Examples:\n  sudo kaprobe poke 10.0.0.5:5432\n  sudo kaprobe poke '[2001:db8::5]:443' --json\n  sudo kaprobe poke 10.0.0.5 --local 10.0.0.1:40312\n  sudo kaprobe poke --all --netns my-container\n\nSends only ACK segments that the peer answers and discards (see docs/POKE.md).\nExit status: 0 every poked connection alive, 1 at least one not alive, 2 nothing could be poked."
+    )]
+    Poke(PokeArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -140,4 +145,48 @@ pub struct SniffArgs {
     /// tcpdump-style filter, ANDed with `tcp`, e.g. `port 5432`.
     #[arg(value_name = "FILTER", trailing_var_arg = true)]
     pub filter: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PokeArgs {
+    /// The peer: `HOST:PORT`, `[IPV6]:PORT`, or `HOST` for every connection to it.
+    #[arg(
+        value_name = "HOST[:PORT]",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub target: Option<String>,
+    /// Poke every established connection of this host (concurrently).
+    #[arg(long)]
+    pub all: bool,
+    /// Only the connection(s) with this local end, `ADDR:PORT` (or `ADDR`).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub local: Option<String>,
+    /// Act inside this network namespace: a name from `ip netns` or a process id.
+    #[arg(long, value_name = "NAME|PID")]
+    pub netns: Option<String>,
+    /// Probes per connection at most (the first answer ends the poke).
+    #[arg(short = 'c', long, default_value_t = 3, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub count: u32,
+    /// Seconds between probes to one connection (at least 1: the peer answers
+    /// such probes at most once per 500 ms).
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    pub interval: f64,
+    /// Milliseconds to wait for each answer [default: max(200, 4 x smoothed RTT)].
+    #[arg(long, value_name = "MS")]
+    pub wait: Option<u64>,
+    /// Send 1-byte probes (answered every time, but the peer applies their
+    /// window and timestamp: sent only with numbers confirmed just before).
+    #[arg(long)]
+    pub one_byte: bool,
+    /// Interface to capture the answers on.
+    #[arg(short, long, default_value = "any", value_name = "IFACE")]
+    pub interface: String,
+    /// JSON Lines on stdout: one object per connection.
+    #[arg(long)]
+    pub json: bool,
+    /// When to colour the text output (NO_COLOR is honoured with auto).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
 }

@@ -4,6 +4,8 @@
 //! segment) -> `flow` (per-connection state) -> `keepalive` (the rules) ->
 //! `report` (per-connection verdicts and writers). `engine` joins the middle
 //! steps; `analyze` feeds it from files, `sniff` from a live interface.
+//! `poke` differs in what it does: it asks a connection's peer, through the
+//! socket table, a crafted segment and the same capture and wire code.
 
 #![forbid(unsafe_code)]
 
@@ -13,6 +15,7 @@ pub mod cli;
 pub mod engine;
 pub mod flow;
 pub mod keepalive;
+pub mod poke;
 pub mod report;
 pub mod sniff;
 pub mod wire;

@@ -1,31 +1,41 @@
 //! The `kaprobe` binary: parse arguments, run the command, map the outcome to
-//! an exit status (0 done, 2 error). A closed stdout pipe is not an error.
+//! an exit status. A closed stdout pipe is not an error.
+//!
+//! analyze and sniff: 0 done, 2 error. poke, like ping: 0 every poked
+//! connection alive, 1 at least one not, 2 nothing could be poked.
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use kaprobe::cli::{Cli, Command};
-use kaprobe::{analyze, report, sniff};
+use kaprobe::analyze::RunEnd;
+use kaprobe::cli::{Cli, Command, PokeArgs};
+use kaprobe::{analyze, poke, report, sniff};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = io::stdout();
     let is_terminal = stdout.is_terminal();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let result = match &cli.command {
+    match &cli.command {
         Command::Analyze(args) => {
             report::set_color(args.output.color, is_terminal);
-            analyze::run(args, &mut out)
+            report_end(analyze::run(args, &mut out), out)
         }
         Command::Sniff(args) => {
             report::set_color(args.output.color, is_terminal);
-            sniff::run(args, &mut out)
+            report_end(sniff::run(args, &mut out), out)
         }
-    };
-    let result = result.and_then(|end| out.flush().map(|()| end));
-    match result {
+        Command::Poke(args) => {
+            report::set_color(args.color, is_terminal);
+            poke_end(args, &mut out)
+        }
+    }
+}
+
+fn report_end(result: io::Result<RunEnd>, mut out: impl Write) -> ExitCode {
+    match result.and_then(|end| out.flush().map(|()| end)) {
         Ok(end) if end.errors.is_empty() => ExitCode::SUCCESS,
         Ok(end) => {
             for e in &end.errors {
@@ -36,6 +46,19 @@ fn main() -> ExitCode {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kaprobe: cannot write output: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn poke_end(args: &PokeArgs, out: &mut dyn Write) -> ExitCode {
+    match poke::run(args, out) {
+        Ok(end) => ExitCode::from(end.status()),
+        Err(poke::PokeError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kaprobe: {e}");
             ExitCode::from(2)
         }
     }

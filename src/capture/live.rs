@@ -82,6 +82,12 @@ pub fn filter_expr(user: Option<&str>) -> String {
 
 impl LiveCapture {
     pub fn open(opts: &LiveOptions) -> Result<LiveCapture, LiveError> {
+        Self::open_expr(opts, &filter_expr(opts.filter.as_deref()))
+    }
+
+    /// Open with `expr` as the whole BPF program (`opts.filter` is only
+    /// named in errors): `poke` also needs ICMP, which `open` filters out.
+    pub fn open_expr(opts: &LiveOptions, expr: &str) -> Result<LiveCapture, LiveError> {
         let iface = opts.interface.clone();
         let mut inactive = Capture::from_device(iface.as_str())
             .map_err(|e| open_error(&iface, &e))?
@@ -98,8 +104,7 @@ impl LiveCapture {
                 iface: iface.clone(),
                 source,
             })?;
-        let expr = filter_expr(opts.filter.as_deref());
-        cap.filter(&expr, true).map_err(|e| LiveError::Filter {
+        cap.filter(expr, true).map_err(|e| LiveError::Filter {
             expr: opts.filter.clone().unwrap_or_default(),
             reason: pcap_text(&e),
         })?;

@@ -136,6 +136,13 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Option<Segment>, DecodeErr
     }
 }
 
+/// The IP packet inside a frame of the given link type, and nothing more:
+/// `poke` reads ICMP errors and TCP options from it, which `decode` skips.
+pub fn ip_packet(link: LinkType, frame: &[u8]) -> Result<Option<&[u8]>, DecodeError> {
+    let mut vlan = [0u16; 2];
+    link::ip_payload(link, frame, &mut vlan)
+}
+
 /// The IP layer as far as TCP needs it.
 struct IpView {
     /// Addresses as 128 bits (IPv4 mapped), as `Endpoint` keeps them.

@@ -1,0 +1,250 @@
+//! `kaprobe poke`: ask an established connection's peer whether it is still
+//! there, the way kernel keepalive would, without touching the application
+//! that owns the socket.
+//!
+//! socket table (`table`) -> learned numbers and probes (`session`) ->
+//! crafted segment (`craft`) -> raw send (`sender`) -> awaited reply, read by
+//! the shared capture code and `reply` -> verdict (`output`).
+//!
+//! Safety rules, enforced here and in `session`: only ESTABLISHED and
+//! CLOSE_WAIT connections of this host's own socket table are touched; a
+//! connection with data outstanding is only watched; a connection with
+//! TCP-MD5 keys is refused; nothing but ACK segments is sent.
+
+mod craft;
+mod output;
+mod reply;
+mod sender;
+mod session;
+mod table;
+mod target;
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::capture::{LiveCapture, LiveError, LiveOptions};
+use crate::cli::PokeArgs;
+use crate::wire::{Endpoint, LinkType};
+
+pub use craft::{CraftError, SegmentSpec, Timestamps};
+pub use reply::{parse as parse_reply, IcmpError, Reply, TcpReply};
+pub use sender::{RawSender, SendError};
+pub use session::{Learned, Outcome, Plan, Sent, Session, Verdict};
+pub use table::{TableError, TcpInfo, TcpSocket};
+pub use target::{Target, TargetError};
+
+/// Why nothing could be poked.
+#[derive(Debug, thiserror::Error)]
+pub enum PokeError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Table(#[from] TableError),
+    #[error("no established TCP connection {0} in this host's socket table (`ss -tn` lists them)")]
+    NoConnection(String),
+    #[error("cannot enter network namespace '{name}': {reason}")]
+    Netns { name: String, reason: String },
+    #[error(transparent)]
+    Send(#[from] SendError),
+    #[error(transparent)]
+    Capture(#[from] LiveError),
+    #[error("{0}")]
+    Craft(#[from] CraftError),
+    #[error("cannot write the output: {0}")]
+    Output(#[from] io::Error),
+}
+
+/// How a run ended: the verdict of every poked connection.
+pub struct PokeEnd {
+    pub verdicts: Vec<Verdict>,
+}
+
+impl PokeEnd {
+    /// Like ping: 0 every poked connection alive, 1 at least one not.
+    pub fn status(&self) -> u8 {
+        if self.verdicts.iter().all(|v| *v == Verdict::Alive) {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// Snapshot length of the capture: every header poke reads, and the quoted
+/// headers inside ICMP errors.
+const SNAPLEN: i32 = 256;
+/// Longest single wait for the capture, so timers and Ctrl-C stay prompt.
+const MAX_WAIT: Duration = Duration::from_millis(50);
+
+pub fn run(args: &PokeArgs, out: &mut dyn Write) -> Result<PokeEnd, PokeError> {
+    let target = Target::parse(args.target.as_deref(), args.local.as_deref(), args.all)?;
+    if let Some(ns) = &args.netns {
+        target::enter_netns(ns).map_err(|reason| PokeError::Netns {
+            name: ns.clone(),
+            reason,
+        })?;
+    }
+    let sockets: Vec<TcpSocket> = table::established()?
+        .into_iter()
+        .filter(|s| target.matches(s.local, s.remote))
+        .collect();
+    if sockets.is_empty() {
+        return Err(PokeError::NoConnection(target.describe()));
+    }
+    let mut sender = RawSender::new();
+    sender.open()?;
+    let mut capture = LiveCapture::open_expr(
+        &LiveOptions {
+            interface: args.interface.clone(),
+            snaplen: SNAPLEN,
+            buffer_bytes: Some(4 << 20),
+            promiscuous: false,
+            filter: None,
+        },
+        &target.bpf(),
+    )?;
+    let link = capture.link();
+    let mut sessions = start_sessions(args, &sockets, &mut sender)?;
+    drive(&mut sessions, &mut capture, link, &mut sender)?;
+    let mut writer = output::Writer::new(args.json, out);
+    let mut verdicts = Vec::new();
+    for (session, socket) in sessions.iter().zip(&sockets) {
+        writer.write(session, socket, &args.interface)?;
+        verdicts.extend(session.outcome.as_ref().map(|o| o.verdict));
+    }
+    writer.finish()?;
+    Ok(PokeEnd { verdicts })
+}
+
+/// The plan from the flags: `--wait`, or max(200 ms, 4 x smoothed RTT).
+fn plan_for(args: &PokeArgs, socket: &TcpSocket) -> Plan {
+    let srtt = socket.info.map_or(0, |i| i.srtt_us);
+    let wait = match args.wait {
+        Some(ms) => Duration::from_millis(ms),
+        None => Duration::from_millis(200).max(Duration::from_micros(4 * u64::from(srtt))),
+    };
+    Plan {
+        count: args.count,
+        interval: Duration::from_secs_f64(args.interval.max(1.0)),
+        wait,
+        one_byte: args.one_byte,
+    }
+}
+
+fn seed() -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish()
+}
+
+fn start_sessions(
+    args: &PokeArgs,
+    sockets: &[TcpSocket],
+    sender: &mut RawSender,
+) -> Result<Vec<Session>, PokeError> {
+    let now = Instant::now();
+    let mut sessions = Vec::with_capacity(sockets.len());
+    for socket in sockets {
+        let mut s = Session::new(socket.local, socket.remote, plan_for(args, socket), seed());
+        if socket.md5 {
+            s.refuse(
+                "the connection has TCP-MD5 keys: the peer drops unsigned probes, so none was sent"
+                    .into(),
+            );
+        } else {
+            let sends = s.start(now, socket.data_outstanding());
+            transmit(sender, sends)?;
+        }
+        sessions.push(s);
+    }
+    Ok(sessions)
+}
+
+fn transmit(sender: &mut RawSender, sends: Vec<session::Send>) -> Result<(), PokeError> {
+    for session::Send(spec) in sends {
+        let (packet, dst) = spec.packet()?;
+        sender.send(&packet, dst)?;
+    }
+    Ok(())
+}
+
+/// Set by Ctrl-C or SIGTERM.
+fn stop_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    let _ = ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst));
+    flag
+}
+
+/// Feed captured frames and timers to the sessions until all are decided.
+fn drive(
+    sessions: &mut [Session],
+    capture: &mut LiveCapture,
+    link: LinkType,
+    sender: &mut RawSender,
+) -> Result<(), PokeError> {
+    let stop = stop_flag();
+    let index: HashMap<(Endpoint, Endpoint), usize> = sessions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ((s.local, s.remote), i))
+        .collect();
+    while sessions.iter().any(|s| !s.done()) {
+        if stop.load(Ordering::SeqCst) {
+            sessions.iter_mut().for_each(Session::interrupt);
+            break;
+        }
+        let now = Instant::now();
+        let wait = sessions
+            .iter()
+            .filter_map(Session::deadline)
+            .min()
+            .map_or(MAX_WAIT, |d| d.saturating_duration_since(now).min(MAX_WAIT));
+        if let Some(frame) = capture.next_frame(wait)? {
+            let sends = dispatch(sessions, &index, link, frame.data, frame.time);
+            transmit(sender, sends)?;
+        }
+        let now = Instant::now();
+        for s in sessions.iter_mut() {
+            let sends = s.on_timer(now);
+            transmit(sender, sends)?;
+        }
+    }
+    Ok(())
+}
+
+/// Hand one frame to the session it belongs to.
+fn dispatch(
+    sessions: &mut [Session],
+    index: &HashMap<(Endpoint, Endpoint), usize>,
+    link: LinkType,
+    data: &[u8],
+    time: crate::flow::Micros,
+) -> Vec<session::Send> {
+    // A frame poke cannot read is not one of the answers it awaits.
+    let Ok(Some(reply)) = reply::parse(link, data) else {
+        return Vec::new();
+    };
+    let now = Instant::now();
+    match reply {
+        Reply::Tcp(r) => {
+            let key = (r.seg.src, r.seg.dst);
+            let found = index.get(&key).or_else(|| index.get(&(key.1, key.0)));
+            match found {
+                Some(&i) => sessions[i].on_segment(&r, time, now),
+                None => Vec::new(),
+            }
+        }
+        Reply::Icmp(e) => {
+            if let Some(&i) = index.get(&(e.about_src, e.about_dst)) {
+                sessions[i].on_icmp(&e);
+            }
+            Vec::new()
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! One behaviour per test, each built from the template segments below:
+//! our kernel's answer to the spoofed ACK, and the peer's answer to a probe.
+
+use std::net::SocketAddr;
+
+use super::*;
+use crate::wire::Segment;
+
+const LOCAL: &str = "192.0.2.1:40000";
+const REMOTE: &str = "192.0.2.2:7000";
+/// What our kernel's duplicate ACK says: SND.NXT, RCV.NXT, window, TSval, TSecr.
+const SND_NXT: u32 = 0x5b90_9ad2;
+const RCV_NXT: u32 = 0x06bf_a84a;
+
+fn ep(s: &str) -> Endpoint {
+    Endpoint::from(s.parse::<SocketAddr>().unwrap())
+}
+
+fn plan() -> Plan {
+    Plan {
+        count: 3,
+        interval: Duration::from_secs(1),
+        wait: Duration::from_millis(200),
+        one_byte: false,
+    }
+}
+
+fn session() -> Session {
+    Session::new(ep(LOCAL), ep(REMOTE), plan(), 0x1234_5678_9abc_def0)
+}
+
+fn seg(src: &str, dst: &str, seq: u32, ack: u32, flag: u8) -> TcpReply {
+    TcpReply {
+        seg: Segment {
+            src: ep(src),
+            dst: ep(dst),
+            vlan: [0, 0],
+            seq,
+            ack,
+            flags: flag,
+            window: 502,
+            payload_len: 0,
+            first_byte: None,
+            ip_id: 0,
+            tsval: Some(1000),
+            mptcp_data: false,
+        },
+        tsecr: Some(77),
+        signed: false,
+    }
+}
+
+/// Our kernel's duplicate ACK to the peer.
+fn kernel_dupack() -> TcpReply {
+    seg(LOCAL, REMOTE, SND_NXT, RCV_NXT, flags::ACK)
+}
+
+/// The peer's answer to a probe at SND.NXT - 1.
+fn peer_ack() -> TcpReply {
+    seg(REMOTE, LOCAL, RCV_NXT, SND_NXT, flags::ACK)
+}
+
+/// Start, and get our kernel's answer: returns the probe that went out.
+fn learned(s: &mut Session, t0: Instant) -> SegmentSpec {
+    let sends = s.start(t0, false);
+    assert_eq!(sends.len(), 1, "one spoofed ACK first");
+    let mut probe = s.on_segment(&kernel_dupack(), 10, t0 + Duration::from_micros(30));
+    assert_eq!(probe.len(), 1, "a probe right after learning");
+    probe.remove(0).0
+}
+
+#[test]
+fn learning_ack_claims_the_peer_and_carries_no_timestamp() {
+    let mut s = session();
+    let Send(spoof) = s.start(Instant::now(), false).remove(0);
+    assert_eq!((spoof.src, spoof.dst), (ep(REMOTE), ep(LOCAL)));
+    assert!(
+        spoof.payload.is_empty(),
+        "0 bytes: never data in anyone's stream"
+    );
+    assert_eq!(spoof.timestamps, None, "nothing for PAWS to take from it");
+}
+
+#[test]
+fn probe_is_snd_nxt_minus_one_with_our_kernels_window_and_timestamps() {
+    let mut s = session();
+    let probe = learned(&mut s, Instant::now());
+    assert_eq!((probe.src, probe.dst), (ep(LOCAL), ep(REMOTE)));
+    assert_eq!(probe.seq, SND_NXT - 1);
+    assert_eq!(probe.ack, RCV_NXT);
+    assert_eq!(probe.window, 502);
+    assert_eq!(
+        probe.timestamps,
+        Some(Timestamps {
+            tsval: 1000,
+            tsecr: 77
+        }),
+        "our kernel's latest TSval, never a larger one; the peer's as TSecr"
+    );
+    assert!(probe.payload.is_empty());
+}
+
+#[test]
+fn probe_at_seq_zero_wraps_to_the_top_of_sequence_space() {
+    let mut s = session();
+    s.start(Instant::now(), false);
+    let mut dupack = kernel_dupack();
+    dupack.seg.seq = 0;
+    let Send(probe) = s.on_segment(&dupack, 10, Instant::now()).remove(0);
+    assert_eq!(probe.seq, u32::MAX);
+}
+
+#[test]
+fn one_byte_probe_carries_one_byte_at_the_same_seq() {
+    let mut s = Session::new(
+        ep(LOCAL),
+        ep(REMOTE),
+        Plan {
+            one_byte: true,
+            ..plan()
+        },
+        7,
+    );
+    let probe = learned(&mut s, Instant::now());
+    assert_eq!(probe.payload, vec![0]);
+    assert_eq!(probe.seq, SND_NXT - 1);
+}
+
+#[test]
+fn answer_acking_the_probe_is_alive_with_rtt_on_the_capture_clock() {
+    let mut s = session();
+    let t0 = Instant::now();
+    let probe = learned(&mut s, t0);
+    // The capture sees our probe leave at 1_000 us, the answer at 1_061 us.
+    let mut own = seg(LOCAL, REMOTE, probe.seq, probe.ack, flags::ACK);
+    own.seg.window = probe.window;
+    s.on_segment(&own, 1_000, t0);
+    s.on_segment(&peer_ack(), 1_061, t0);
+    let o = s.outcome.clone().unwrap();
+    assert_eq!(o.verdict, Verdict::Alive);
+    assert_eq!(o.rtt, Some(Duration::from_micros(61)));
+    assert!(s.done());
+    assert_eq!(s.probes(), 1);
+}
+
+#[test]
+fn our_own_spoofed_ack_seen_on_the_wire_is_not_the_peer_talking() {
+    let mut s = session();
+    let Send(spoof) = s.start(Instant::now(), false).remove(0);
+    let mut echo = seg(REMOTE, LOCAL, spoof.seq, spoof.ack, flags::ACK);
+    echo.seg.window = spoof.window;
+    s.on_segment(&echo, 5, Instant::now());
+    assert!(!s.done(), "the capture shows our spoof; it proves nothing");
+}
+
+#[test]
+fn rst_from_the_peer_is_reset_and_says_our_socket_is_reset_too() {
+    let mut s = session();
+    learned(&mut s, Instant::now());
+    s.on_segment(
+        &seg(REMOTE, LOCAL, RCV_NXT, 0, flags::RST),
+        50,
+        Instant::now(),
+    );
+    let o = s.outcome.clone().unwrap();
+    assert_eq!(o.verdict, Verdict::Reset);
+    assert!(o.note.unwrap().contains("ECONNRESET"));
+}
+
+#[test]
+fn unanswered_probes_are_silent_after_count_probes_an_interval_apart() {
+    let mut s = session();
+    let t0 = Instant::now();
+    learned(&mut s, t0);
+    let mut t = t0;
+    for round in 1..3 {
+        t += Duration::from_millis(250);
+        assert!(
+            s.on_timer(t).is_empty(),
+            "wait expired, pause until the interval"
+        );
+        assert!(!s.done());
+        t = t0 + Duration::from_secs(round) + Duration::from_millis(1);
+        let sends = s.on_timer(t);
+        assert_eq!(
+            sends.len(),
+            1,
+            "a fresh learning ACK before probe {}",
+            round + 1
+        );
+        assert_eq!(sends[0].0.dst, ep(LOCAL));
+        let next = s.on_segment(&kernel_dupack(), 10, t);
+        assert_eq!(next.len(), 1);
+    }
+    assert_eq!(s.probes(), 3);
+    s.on_timer(t + Duration::from_millis(201));
+    let o = s.outcome.clone().unwrap();
+    assert_eq!(o.verdict, Verdict::Silent);
+    assert!(o.note.unwrap().contains("3 probes unanswered"));
+}
+
+#[test]
+fn unanswered_learning_tries_the_other_half_of_sequence_space_then_gives_up() {
+    let mut s = session();
+    let t0 = Instant::now();
+    let Send(first) = s.start(t0, false).remove(0);
+    assert!(s.on_timer(t0 + Duration::from_millis(201)).is_empty());
+    let sends = s.on_timer(t0 + Duration::from_millis(511));
+    let Send(second) = &sends[0];
+    assert_eq!(second.seq, first.seq.wrapping_add(1 << 31));
+    assert!(s.on_timer(t0 + Duration::from_millis(712)).is_empty());
+    let o = s.outcome.clone().unwrap();
+    assert_eq!(o.verdict, Verdict::Unknown);
+    assert_eq!(s.probes(), 0, "no probe without learned numbers");
+}
+
+#[test]
+fn data_outstanding_is_watched_and_never_probed() {
+    let mut s = session();
+    let t0 = Instant::now();
+    assert!(s.start(t0, true).is_empty(), "nothing sent");
+    assert!(s.on_timer(t0 + Duration::from_secs(1)).is_empty());
+    s.on_timer(t0 + Duration::from_millis(2201));
+    let o = s.outcome.clone().unwrap();
+    assert_eq!(o.verdict, Verdict::Silent);
+    assert!(o.note.unwrap().contains("TCP_USER_TIMEOUT"));
+    assert!(s.sent.is_empty());
+}
+
+#[test]
+fn peer_ack_while_watching_is_alive() {
+    let mut s = session();
+    s.start(Instant::now(), true);
+    s.on_segment(&peer_ack(), 10, Instant::now());
+    assert_eq!(s.outcome.unwrap().verdict, Verdict::Alive);
+}
+
+#[test]
+fn data_from_the_application_mid_poke_stops_the_probing() {
+    let mut s = session();
+    let t0 = Instant::now();
+    s.start(t0, false);
+    let mut data = kernel_dupack();
+    data.seg.payload_len = 100;
+    assert!(s.on_segment(&data, 10, t0).is_empty());
+    assert_eq!(s.probes(), 0);
+    assert!(s.watched);
+}
+
+#[test]
+fn signed_segments_from_our_kernel_stop_the_poke_before_any_probe() {
+    let mut s = session();
+    s.start(Instant::now(), false);
+    let mut dupack = kernel_dupack();
+    dupack.signed = true;
+    assert!(s.on_segment(&dupack, 10, Instant::now()).is_empty());
+    assert_eq!(s.outcome.clone().unwrap().verdict, Verdict::Unknown);
+    assert_eq!(s.probes(), 0);
+}
+
+#[test]
+fn icmp_error_about_the_probe_is_unreachable() {
+    let mut s = session();
+    learned(&mut s, Instant::now());
+    s.on_icmp(&IcmpError {
+        reporter: "192.0.2.254".parse().unwrap(),
+        about_src: ep(LOCAL),
+        about_dst: ep(REMOTE),
+        what: "host unreachable".into(),
+    });
+    let o = s.outcome.clone().unwrap();
+    assert_eq!(o.verdict, Verdict::Unreachable);
+    assert_eq!(
+        o.note.as_deref(),
+        Some("ICMP host unreachable from 192.0.2.254")
+    );
+}
+
+#[test]
+fn refused_connection_sends_nothing() {
+    let mut s = session();
+    s.refuse("signed".into());
+    assert!(s.done());
+    assert!(s.sent.is_empty());
+    assert!(s
+        .on_timer(Instant::now() + Duration::from_secs(5))
+        .is_empty());
+}
