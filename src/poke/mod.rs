@@ -234,11 +234,18 @@ fn dispatch(
     match reply {
         Reply::Tcp(r) => {
             let key = (r.seg.src, r.seg.dst);
-            let found = index.get(&key).or_else(|| index.get(&(key.1, key.0)));
-            match found {
-                Some(&i) => sessions[i].on_segment(&r, time, now),
-                None => Vec::new(),
-            }
+            let mine: Vec<usize> = [index.get(&key), index.get(&(key.1, key.0))]
+                .into_iter()
+                .flatten()
+                .copied()
+                .collect();
+            // A segment one session sent is only that session's business.
+            let owner = mine.iter().copied().find(|&i| sessions[i].sent_this(&r));
+            let targets = owner.map_or(mine, |i| vec![i]);
+            targets
+                .into_iter()
+                .flat_map(|i| sessions[i].on_segment(&r, time, now))
+                .collect()
         }
         Reply::Icmp(e) => {
             if let Some(&i) = index.get(&(e.about_src, e.about_dst)) {

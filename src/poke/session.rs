@@ -291,8 +291,12 @@ impl Session {
     }
 
     /// One of ours, seen on the wire (the capture shows what we send too).
-    fn ours(&mut self, r: &TcpReply, from_local: bool) -> Option<&mut Sent> {
-        let kind = if from_local { "probe" } else { "learn" };
+    fn ours(&mut self, r: &TcpReply) -> Option<&mut Sent> {
+        let kind = if r.seg.src == self.local {
+            "probe"
+        } else {
+            "learn"
+        };
         let s = &r.seg;
         self.sent.iter_mut().rev().find(|x| {
             x.kind == kind
@@ -304,17 +308,23 @@ impl Session {
         })
     }
 
+    /// Whether this session sent the segment. When both ends of a
+    /// connection are on this host and both are poked, one session's spoof
+    /// looks like the other's own kernel talking: the driver asks first.
+    pub fn sent_this(&mut self, r: &TcpReply) -> bool {
+        self.ours(r).is_some()
+    }
+
     /// A TCP segment of this connection, either way, at capture time `time`.
     pub fn on_segment(&mut self, r: &TcpReply, time: Micros, now: Instant) -> Vec<Send> {
         if self.done() {
             return Vec::new();
         }
-        let from_local = r.seg.src == self.local;
-        if let Some(mine) = self.ours(r, from_local) {
+        if let Some(mine) = self.ours(r) {
             mine.wire_time.get_or_insert(time);
             return Vec::new();
         }
-        if from_local {
+        if r.seg.src == self.local {
             self.on_our_kernels_segment(r, now)
         } else {
             self.on_peers_segment(r, time, now);

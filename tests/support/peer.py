@@ -9,7 +9,8 @@ The server accepts one connection, answers each line it reads with the same
 line, and holds the connection open until the peer closes it or it is killed.
 The client connects, exchanges one line, then stays idle (kernel keepalive
 does the talking) for --hold seconds, optionally writing a line every
---send-every seconds, and prints one line of JSON about how it ended.
+--send-every seconds, and prints one line of JSON about how it ended: the
+result, and the bytes it sent and got back after the first exchange.
 Both print "ready" on stdout once listening/connected.
 """
 import argparse
@@ -65,6 +66,7 @@ def client(args):
     end = time.monotonic() + args.hold
     result = "held"
     next_send = time.monotonic() + args.send_every if args.send_every else None
+    sent = received = 0
     while time.monotonic() < end:
         timeout = end - time.monotonic()
         if next_send:
@@ -75,6 +77,7 @@ def client(args):
             if not data:
                 result = "closed"
                 break
+            received += len(data)
         except OSError as e:
             # socket.timeout is TimeoutError, and so is ETIMEDOUT from a
             # keepalive or user timeout: only the errno tells them apart.
@@ -86,11 +89,12 @@ def client(args):
         if next_send and time.monotonic() >= next_send:
             try:
                 sock.sendall(b"ping\n")
+                sent += 5
             except OSError as e:
                 result = "error: " + (e.strerror or str(e))
                 break
             next_send = time.monotonic() + args.send_every
-    print(json.dumps({"result": result}), flush=True)
+    print(json.dumps({"result": result, "sent": sent, "received": received}), flush=True)
     sock.close()
 
 

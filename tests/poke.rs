@@ -1,0 +1,369 @@
+//! `kaprobe poke` against real Linux TCP stacks in network namespaces made by
+//! the test (tests/common/mod.rs): alive over IPv4, IPv6 and loopback; reset
+//! when the server's socket is gone; silent behind a blackhole; only watched
+//! while data is in flight; no such connection; a hundred pokes that leave
+//! the connection and the kernel's own keepalive healthy; and a capture that
+//! shows exactly the segments poke says it sent.
+//!
+//! By hand: `sudo -E cargo test --test poke -- --nocapture`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+use kaprobe::capture::FileCapture;
+use kaprobe::wire::{self, flags, Segment};
+use serde_json::Value;
+
+fn poke(net: &Net, ns: &str, args: &[&str]) -> Output {
+    net.cmd(ns, kaprobe())
+        .arg("poke")
+        .args(args)
+        .output()
+        .expect("run kaprobe poke")
+}
+
+/// The JSON line of a one-connection poke, and the exit status.
+fn poke_json(net: &Net, target: &str, extra: &[&str]) -> (Value, Option<i32>) {
+    let mut args = vec![target, "--json"];
+    args.extend_from_slice(extra);
+    let out = poke(net, &net.a, &args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one line per connection: {text}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (serde_json::from_str(lines[0]).unwrap(), out.status.code())
+}
+
+fn sent_probes(v: &Value) -> usize {
+    v["sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "probe")
+        .count()
+}
+
+#[test]
+fn poke_alive_over_ipv4_answers_the_first_probe() {
+    if !privileged("poke_alive_over_ipv4_answers_the_first_probe") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7000"]);
+    let client = net.peer(&net.a, &["client", B4, "7000", "--hold", "3"]);
+    let (v, code) = poke_json(&net, &format!("{B4}:7000"), &[]);
+    assert_eq!(v["verdict"], "alive", "{v}");
+    assert_eq!(code, Some(0));
+    assert_eq!(v["probes"], 1);
+    assert_eq!(v["remote"], format!("{B4}:7000"));
+    assert!(v["local"].as_str().unwrap().starts_with(A4));
+    assert!(v["rtt_ms"].as_f64().unwrap() < 50.0, "{v}");
+    assert!(
+        client.result().contains("\"held\""),
+        "the application never noticed"
+    );
+}
+
+#[test]
+fn poke_alive_over_ipv6() {
+    if !privileged("poke_alive_over_ipv6") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B6, "7000"]);
+    let _client = net.peer(&net.a, &["client", B6, "7000", "--hold", "3"]);
+    let (v, code) = poke_json(&net, &format!("[{B6}]:7000"), &[]);
+    assert_eq!(v["verdict"], "alive", "{v}");
+    assert_eq!(code, Some(0));
+    assert_eq!(v["remote"], format!("[{B6}]:7000"));
+}
+
+#[test]
+fn poke_alive_over_loopback() {
+    if !privileged("poke_alive_over_loopback") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.a, &["server", "127.0.0.1", "7000"]);
+    let _client = net.peer(&net.a, &["client", "127.0.0.1", "7000", "--hold", "3"]);
+    let (v, code) = poke_json(&net, "127.0.0.1:7000", &[]);
+    assert_eq!(v["verdict"], "alive", "{v}");
+    assert_eq!(code, Some(0));
+    assert_eq!(sent_probes(&v), 1);
+}
+
+#[test]
+fn poke_finds_reset_when_the_server_socket_is_gone() {
+    if !privileged("poke_finds_reset_when_the_server_socket_is_gone") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7000"]);
+    let client = net.peer(&net.a, &["client", B4, "7000", "--hold", "5"]);
+    // Destroy the server's socket while its RST cannot leave: only the
+    // probe can discover that the connection is gone.
+    net.silence_server();
+    let killed = net
+        .cmd(&net.b, "ss")
+        .args(["-K", "-tn", "sport", "=", ":7000"])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "ss -K (CONFIG_INET_DIAG_DESTROY)");
+    net.ip(&net.b, &["route", "del", "blackhole", &format!("{A4}/32")]);
+    let (v, code) = poke_json(&net, &format!("{B4}:7000"), &[]);
+    assert_eq!(v["verdict"], "reset", "{v}");
+    assert_eq!(code, Some(1));
+    assert!(v["note"].as_str().unwrap().contains("ECONNRESET"));
+    let outcome = client.result();
+    assert!(
+        outcome.contains("reset"),
+        "the client's socket was reset by the peer's answer: {outcome}"
+    );
+}
+
+#[test]
+fn poke_is_silent_behind_a_blackhole_after_three_probes() {
+    if !privileged("poke_is_silent_behind_a_blackhole_after_three_probes") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7000"]);
+    let _client = net.peer(&net.a, &["client", B4, "7000", "--hold", "8"]);
+    net.silence_server();
+    let (v, code) = poke_json(&net, &format!("{B4}:7000"), &[]);
+    assert_eq!(v["verdict"], "silent", "{v}");
+    assert_eq!(code, Some(1));
+    assert_eq!(v["probes"], 3);
+    assert!(v["rtt_ms"].is_null());
+}
+
+#[test]
+fn poke_only_watches_a_connection_with_data_in_flight() {
+    if !privileged("poke_only_watches_a_connection_with_data_in_flight") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7000"]);
+    let _client = net.peer(
+        &net.a,
+        &["client", B4, "7000", "--hold", "10", "--send-every", "0.2"],
+    );
+    net.silence_server();
+    std::thread::sleep(Duration::from_millis(600));
+    let (v, code) = poke_json(&net, &format!("{B4}:7000"), &[]);
+    assert_eq!(v["verdict"], "silent", "{v}");
+    assert_eq!(code, Some(1));
+    assert_eq!(v["data_outstanding"], true);
+    assert!(
+        v["sent"].as_array().unwrap().is_empty(),
+        "nothing sent: {v}"
+    );
+    assert!(v["note"].as_str().unwrap().contains("TCP_USER_TIMEOUT"));
+}
+
+#[test]
+fn poke_without_such_a_connection_exits_2_with_one_line() {
+    if !privileged("poke_without_such_a_connection_exits_2_with_one_line") {
+        return;
+    }
+    let net = Net::new();
+    let out = poke(&net, &net.a, &[&format!("{B4}:7000")]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no established TCP connection to 192.0.2.2:7000"));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn poke_acts_inside_the_namespace_named_by_netns() {
+    if !privileged("poke_acts_inside_the_namespace_named_by_netns") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7000"]);
+    let _client = net.peer(&net.a, &["client", B4, "7000", "--hold", "3"]);
+    let out = Command::new(kaprobe())
+        .args(["poke", &format!("{B4}:7000"), "--netns", &net.a, "--json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verdict"], "alive", "{v}");
+}
+
+/// tcpdump in namespace `ns` on every interface, writing `path`.
+fn tcpdump(net: &Net, ns: &str, path: &Path) -> Child {
+    let child = net
+        .cmd(ns, "tcpdump")
+        .args([
+            "-i",
+            "any",
+            "-U",
+            "-s",
+            "256",
+            "-w",
+            path.to_str().unwrap(),
+            "tcp",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tcpdump (Debian package tcpdump)");
+    std::thread::sleep(Duration::from_millis(700));
+    child
+}
+
+fn stop(mut child: Child) {
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    child.wait().unwrap();
+}
+
+/// Every TCP segment of a capture, with its capture time.
+fn segments(path: &Path) -> Vec<(i64, Segment)> {
+    let mut cap = FileCapture::open(path, None).unwrap();
+    let link = cap.link();
+    let mut all = Vec::new();
+    while let Some(frame) = cap.next_frame().unwrap() {
+        if let Ok(Some(seg)) = wire::decode(link, frame.data) {
+            all.push((frame.time, seg));
+        }
+    }
+    all
+}
+
+#[test]
+fn capture_during_a_poke_shows_exactly_the_segments_it_reports() {
+    if !privileged("capture_during_a_poke_shows_exactly_the_segments_it_reports") {
+        return;
+    }
+    let net = Net::new();
+    let pcap = temp("poke-exact.pcap");
+    let _server = net.peer(&net.b, &["server", B4, "7000"]);
+    let _client = net.peer(&net.a, &["client", B4, "7000", "--hold", "5"]);
+    let dump = tcpdump(&net, &net.a, &pcap);
+    let (v, _) = poke_json(&net, &format!("{B4}:7000"), &[]);
+    stop(dump);
+    assert_eq!(v["verdict"], "alive", "{v}");
+    let segs = segments(&pcap);
+    let learned = &v["learned"];
+    for sent in v["sent"].as_array().unwrap() {
+        let (src, dst) = if sent["kind"] == "probe" {
+            (&v["local"], &v["remote"])
+        } else {
+            (&v["remote"], &v["local"])
+        };
+        let seen = segs.iter().any(|(_, s)| {
+            s.src.to_string() == *src
+                && s.dst.to_string() == *dst
+                && u64::from(s.seq) == sent["seq"]
+                && u64::from(s.ack) == sent["ack"]
+                && s.flags == flags::ACK
+                && u64::from(s.payload_len) == sent["len"]
+                && u64::from(s.window) == sent["window"]
+                && s.tsval.map(u64::from) == sent["tsval"].as_u64()
+        });
+        assert!(seen, "not in the capture as reported: {sent}");
+    }
+    // The probe is the kernel's own keepalive: SND.NXT - 1, RCV.NXT.
+    let probe = v["sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "probe")
+        .unwrap();
+    let snd_nxt = learned["snd_nxt"].as_u64().unwrap() as u32;
+    assert_eq!(probe["seq"], u64::from(snd_nxt.wrapping_sub(1)));
+    assert_eq!(probe["ack"], learned["rcv_nxt"]);
+    // And the peer's answer acknowledges SND.NXT.
+    let answered = segs
+        .iter()
+        .any(|(_, s)| s.src.to_string() == v["remote"] && s.ack == snd_nxt && s.payload_len == 0);
+    assert!(answered, "the peer's ACK of SND.NXT is in the capture");
+}
+
+#[test]
+fn hundred_pokes_leave_data_and_kernel_keepalive_intact() {
+    if !privileged("hundred_pokes_leave_data_and_kernel_keepalive_intact") {
+        return;
+    }
+    let net = Net::new();
+    // Both kernels may answer out-of-window segments at any rate here, so a
+    // hundred pokes take a second or two instead of fifty.
+    for ns in [&net.a, &net.b] {
+        let ok = net
+            .cmd(ns, "sysctl")
+            .args(["-qw", "net.ipv4.tcp_invalid_ratelimit=0"])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let pcap = temp("poke-hundred.pcap");
+    let _server = net.peer(&net.b, &["server", B4, "7000"]);
+    let client = net.peer(
+        &net.a,
+        &[
+            "client",
+            B4,
+            "7000",
+            "--keepalive",
+            "2,1,3",
+            "--hold",
+            "14",
+            "--send-every",
+            "6",
+        ],
+    );
+    let dump = tcpdump(&net, &net.a, &pcap);
+    for i in 0..100 {
+        let (v, code) = poke_json(&net, &format!("{B4}:7000"), &[]);
+        assert_eq!(v["verdict"], "alive", "poke {i}: {v}");
+        assert_eq!(code, Some(0));
+    }
+    let pokes_done = chrono_now_micros();
+    let outcome: Value = serde_json::from_str(&client.result()).unwrap();
+    stop(dump);
+    assert_eq!(outcome["result"], "held", "{outcome}");
+    let sent = outcome["sent"].as_u64().unwrap();
+    assert!(sent >= 5, "the client wrote after the pokes: {outcome}");
+    assert_eq!(
+        outcome["received"], sent,
+        "every byte echoed once: nothing lost, nothing duplicated"
+    );
+    // The kernel's own keepalive, after the pokes: analyze finds its probes
+    // answered.
+    let out = Command::new(kaprobe())
+        .args(["analyze", "--json", pcap.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let time_of = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v["time"].as_str().unwrap())
+            .unwrap()
+            .timestamp_micros()
+    };
+    let kernel_acks = lines
+        .iter()
+        .filter(|v| v["type"] == "keepalive_ack" && time_of(v) > pokes_done)
+        .count();
+    assert!(
+        kernel_acks >= 1,
+        "kernel keepalive probes answered after the pokes: {lines:?}"
+    );
+}
+
+fn chrono_now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
