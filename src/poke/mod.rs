@@ -102,7 +102,7 @@ pub fn run(args: &PokeArgs, out: &mut dyn Write) -> Result<PokeEnd, PokeError> {
         &LiveOptions {
             interface: args.interface.clone(),
             snaplen: SNAPLEN,
-            buffer_bytes: Some(4 << 20),
+            buffer_bytes: Some(ring_bytes(sockets.len())),
             promiscuous: false,
             filter: None,
         },
@@ -119,6 +119,13 @@ pub fn run(args: &PokeArgs, out: &mut dyn Write) -> Result<PokeEnd, PokeError> {
     }
     writer.finish()?;
     Ok(PokeEnd { verdicts })
+}
+
+/// Kernel capture buffer: each poked connection brings a few frames at once,
+/// and a small ring is quicker to set up (libpcap's default is 2 MiB).
+fn ring_bytes(connections: usize) -> i32 {
+    let bytes = connections.saturating_mul(4096).clamp(256 << 10, 16 << 20);
+    i32::try_from(bytes).unwrap_or(i32::MAX)
 }
 
 /// The plan from the flags: `--wait`, or max(200 ms, 4 x smoothed RTT).
