@@ -31,7 +31,7 @@ pub enum Command {
     Sniff(SniffArgs),
     /// Ask an established connection's peer whether it is still there: keepalive on demand, from outside the application.
     #[command(
-        after_help = "Examples:\n  sudo kaprobe poke 10.0.0.5:5432\n  sudo kaprobe poke '[2001:db8::5]:443' --json\n  sudo kaprobe poke 10.0.0.5 --local 10.0.0.1:40312\n  sudo kaprobe poke --all --netns my-container\n\nSends only ACK segments that the peer answers and discards (see docs/POKE.md).\nExit status: 0 every poked connection alive, 1 at least one not alive, 2 nothing could be poked."
+        after_help = "Examples:\n  sudo kaprobe poke 10.0.0.5:5432\n  sudo kaprobe poke '[2001:db8::5]:443' --json\n  sudo kaprobe poke 10.0.0.5 --local 10.0.0.1:40312\n  sudo kaprobe poke --all --netns my-container\n\nSends only ACK segments: keepalive probes the peer answers and discards (README: kaprobe poke, safety rules).\nExit status: 0 every poked connection alive, 1 at least one not alive, 2 nothing could be poked."
     )]
     Poke(PokeArgs),
 }

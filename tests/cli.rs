@@ -171,3 +171,35 @@ fn closed_pipe_is_not_an_error() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(status.code() == Some(0), "status {status:?}, stderr {err}");
 }
+
+#[test]
+fn poke_with_a_bad_port_names_the_argument_and_exits_2() {
+    let out = kaprobe(&["poke", "192.0.2.2:http"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("'192.0.2.2:http' is not HOST, HOST:PORT or [IPV6]:PORT"));
+}
+
+#[test]
+fn poke_interval_below_one_second_is_refused() {
+    let out = kaprobe(&["poke", "192.0.2.2:5432", "--interval", "0.2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--interval 0.2 is below 1 s"));
+}
+
+#[test]
+fn poke_needs_a_peer_or_all() {
+    let out = kaprobe(&["poke"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("<HOST[:PORT]>"), "{}", stderr(&out));
+}
+
+#[test]
+fn poke_into_a_missing_namespace_says_which() {
+    let out = kaprobe(&["poke", "192.0.2.2:5432", "--netns", "kaprobe-no-such-ns"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot enter network namespace 'kaprobe-no-such-ns'"));
+}

@@ -41,6 +41,8 @@ pub use target::{Target, TargetError};
 /// Why nothing could be poked.
 #[derive(Debug, thiserror::Error)]
 pub enum PokeError {
+    #[error("{0}")]
+    Argument(String),
     #[error(transparent)]
     Target(#[from] TargetError),
     #[error(transparent)]
@@ -82,6 +84,12 @@ const SNAPLEN: i32 = 256;
 const MAX_WAIT: Duration = Duration::from_millis(50);
 
 pub fn run(args: &PokeArgs, out: &mut dyn Write) -> Result<PokeEnd, PokeError> {
+    if !(args.interval >= 1.0 && args.interval.is_finite()) {
+        return Err(PokeError::Argument(format!(
+            "--interval {} is below 1 s: the peer answers at most one probe per 500 ms",
+            args.interval
+        )));
+    }
     let target = Target::parse(args.target.as_deref(), args.local.as_deref(), args.all)?;
     if let Some(ns) = &args.netns {
         target::enter_netns(ns).map_err(|reason| PokeError::Netns {
@@ -111,6 +119,7 @@ pub fn run(args: &PokeArgs, out: &mut dyn Write) -> Result<PokeEnd, PokeError> {
     let link = capture.link();
     let mut sessions = start_sessions(args, &sockets, &mut sender)?;
     drive(&mut sessions, &mut capture, link, &mut sender)?;
+    check_resets(&mut sessions);
     let mut writer = output::Writer::new(args.json, out);
     let mut verdicts = Vec::new();
     for (session, socket) in sessions.iter().zip(&sockets) {
@@ -119,6 +128,29 @@ pub fn run(args: &PokeArgs, out: &mut dyn Write) -> Result<PokeEnd, PokeError> {
     }
     writer.finish()?;
     Ok(PokeEnd { verdicts })
+}
+
+/// After an RST from the peer our kernel resets its own socket (the RST's
+/// sequence number is exactly RCV.NXT): look, and say what happened.
+fn check_resets(sessions: &mut [Session]) {
+    let reset = |s: &Session| {
+        s.outcome
+            .as_ref()
+            .is_some_and(|o| o.verdict == Verdict::Reset)
+    };
+    if !sessions.iter().any(reset) {
+        return;
+    }
+    let still_open: Vec<(Endpoint, Endpoint)> = table::established()
+        .map(|all| all.iter().map(|s| (s.local, s.remote)).collect())
+        .unwrap_or_default();
+    for s in sessions.iter_mut().filter(|s| reset(s)) {
+        if still_open.contains(&(s.local, s.remote)) {
+            s.add_note("Our socket is still open: our kernel did not take the RST");
+        } else {
+            s.add_note("Our kernel has reset its socket too, as kernel keepalive would: the application sees ECONNRESET");
+        }
+    }
 }
 
 /// Kernel capture buffer: each poked connection brings a few frames at once,
@@ -137,7 +169,7 @@ fn plan_for(args: &PokeArgs, socket: &TcpSocket) -> Plan {
     };
     Plan {
         count: args.count,
-        interval: Duration::from_secs_f64(args.interval.max(1.0)),
+        interval: Duration::from_secs_f64(args.interval),
         wait,
         one_byte: args.one_byte,
     }

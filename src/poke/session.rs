@@ -365,10 +365,7 @@ impl Session {
     fn on_peers_segment(&mut self, r: &TcpReply, time: Micros, now: Instant) {
         let s = &r.seg;
         if s.has(flags::RST) {
-            let note =
-                "the peer answered with RST: it no longer knows this connection. Our kernel \
-                        has reset its socket too, as kernel keepalive would: the application sees \
-                        ECONNRESET";
+            let note = "the peer answered with RST: it no longer knows this connection";
             self.finish(
                 Verdict::Reset,
                 self.rtt_to(s.seq, time, now),
@@ -456,6 +453,16 @@ impl Session {
                 Vec::new()
             }
             _ => Vec::new(),
+        }
+    }
+
+    /// Add to the note (what the driver found out afterwards).
+    pub fn add_note(&mut self, more: &str) {
+        if let Some(o) = self.outcome.as_mut() {
+            o.note = Some(match o.note.take() {
+                Some(n) => format!("{n}. {more}"),
+                None => more.to_string(),
+            });
         }
     }
 
