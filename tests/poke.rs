@@ -318,9 +318,9 @@ fn hundred_pokes_leave_data_and_kernel_keepalive_intact() {
             "--keepalive",
             "2,1,3",
             "--hold",
-            "14",
+            "120",
             "--send-every",
-            "6",
+            "3",
         ],
     );
     let dump = tcpdump(&net, &net.a, &pcap);
@@ -330,6 +330,11 @@ fn hundred_pokes_leave_data_and_kernel_keepalive_intact() {
         assert_eq!(code, Some(0));
     }
     let pokes_done = chrono_now_micros();
+    // A ping every 3 s and keepalive after 2 s idle: the kernel probes
+    // between pings.
+    std::thread::sleep(Duration::from_millis(3500));
+    let pid = client.child.id().to_string();
+    Command::new("kill").args(["-USR1", &pid]).status().unwrap();
     let outcome: Value = serde_json::from_str(&client.result()).unwrap();
     stop(dump);
     assert_eq!(outcome["result"], "held", "{outcome}");
@@ -366,4 +371,76 @@ fn hundred_pokes_leave_data_and_kernel_keepalive_intact() {
 
 fn chrono_now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
+}
+
+#[test]
+fn poke_reports_unreachable_when_the_peer_rejects_with_icmp() {
+    if !privileged("poke_reports_unreachable_when_the_peer_rejects_with_icmp") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7000"]);
+    let _client = net.peer(&net.a, &["client", B4, "7000", "--hold", "5"]);
+    // A firewall on the server that now rejects the flow.
+    for rule in [
+        "add table inet kp",
+        "add chain inet kp input { type filter hook input priority 0; }",
+        "add rule inet kp input tcp dport 7000 reject with icmpx type host-unreachable",
+    ] {
+        let ok = net.cmd(&net.b, "nft").arg(rule).status().unwrap();
+        assert!(ok.success(), "nft {rule} (Debian package nftables)");
+    }
+    let (v, code) = poke_json(&net, &format!("{B4}:7000"), &[]);
+    assert_eq!(v["verdict"], "unreachable", "{v}");
+    assert_eq!(code, Some(1));
+    assert_eq!(v["icmp"]["what"], "host unreachable");
+    assert_eq!(v["icmp"]["reporter"], B4);
+}
+
+#[test]
+fn poke_says_when_our_link_has_no_carrier() {
+    if !privileged("poke_says_when_our_link_has_no_carrier") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7000"]);
+    let _client = net.peer(&net.a, &["client", B4, "7000", "--hold", "5"]);
+    // The far end of the veth goes down: ours stays up, without carrier.
+    net.ip(&net.b, &["link", "set", &net.b_if, "down"]);
+    let out = poke(&net, &net.a, &[&format!("{B4}:7000"), "-c", "1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(" silent "), "{text}");
+    assert!(
+        text.contains(&format!("our link {} has no carrier", net.a_if)),
+        "{text}"
+    );
+}
+
+#[test]
+fn one_byte_probe_is_answered_and_the_connection_still_carries_data() {
+    if !privileged("one_byte_probe_is_answered_and_the_connection_still_carries_data") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7000"]);
+    let client = net.peer(
+        &net.a,
+        &["client", B4, "7000", "--hold", "4", "--send-every", "1.5"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (v, code) = poke_json(&net, &format!("{B4}:7000"), &["--one-byte"]);
+    assert_eq!(v["verdict"], "alive", "{v}");
+    assert_eq!(code, Some(0));
+    let probe = v["sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "probe")
+        .unwrap()
+        .clone();
+    assert_eq!(probe["len"], 1);
+    let outcome: Value = serde_json::from_str(&client.result()).unwrap();
+    assert_eq!(outcome["result"], "held", "{outcome}");
+    assert_eq!(outcome["received"], outcome["sent"], "{outcome}");
 }

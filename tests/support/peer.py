@@ -8,7 +8,7 @@
 The server accepts one connection, answers each line it reads with the same
 line, and holds the connection open until the peer closes it or it is killed.
 The client connects, exchanges one line, then stays idle (kernel keepalive
-does the talking) for --hold seconds, optionally writing a line every
+does the talking) for --hold seconds (or until SIGUSR1), optionally writing a line every
 --send-every seconds, and prints one line of JSON about how it ended: the
 result, and the bytes it sent and got back after the first exchange.
 Both print "ready" on stdout once listening/connected.
@@ -16,6 +16,7 @@ Both print "ready" on stdout once listening/connected.
 import argparse
 import errno  # noqa: F401 (errno values appear in results)
 import json
+import signal
 import socket
 import sys
 import time
@@ -64,10 +65,13 @@ def client(args):
     sock.recv(4096)
     print("ready", flush=True)
     end = time.monotonic() + args.hold
+    # SIGUSR1 ends the hold early (within one --send-every period).
+    stop = []
+    signal.signal(signal.SIGUSR1, lambda *_: stop.append(True))
     result = "held"
     next_send = time.monotonic() + args.send_every if args.send_every else None
     sent = received = 0
-    while time.monotonic() < end:
+    while time.monotonic() < end and not stop:
         timeout = end - time.monotonic()
         if next_send:
             timeout = min(timeout, max(0.0, next_send - time.monotonic()))
@@ -94,6 +98,17 @@ def client(args):
                 result = "error: " + (e.strerror or str(e))
                 break
             next_send = time.monotonic() + args.send_every
+    if result == "held":
+        # Echoes of the last lines may still be on their way.
+        sock.settimeout(2)
+        try:
+            while received < sent:
+                data = sock.recv(4096)
+                if not data:
+                    break
+                received += len(data)
+        except OSError:
+            pass
     print(json.dumps({"result": result, "sent": sent, "received": received}), flush=True)
     sock.close()
 
