@@ -2,9 +2,11 @@
 //!
 //! Trusts nothing: every length is checked once here, and a frame that is not a
 //! TCP segment, or is too short to hold the headers it announces, is reported as
-//! a [`DecodeError`] or `Ok(None)` instead of panicking. etherparse does the IP
-//! and TCP work; the link layers it does not know (SLL2, BSD NULL, PPPoE) are
-//! fixed-size headers read here.
+//! a [`DecodeError`] or `Ok(None)` instead of panicking. The fixed IPv4, IPv6
+//! and TCP header fields are read here by hand, since every frame passes
+//! through them; etherparse walks IPv6 extension headers and IPsec AH, peels
+//! Ethernet and VLAN tags, and words the errors. The link layers it does not
+//! know (SLL2, BSD NULL, PPPoE) are fixed-size headers read here.
 
 mod link;
 
@@ -165,35 +167,85 @@ fn malformed(layer: &'static str, e: impl std::fmt::Display) -> DecodeError {
     }
 }
 
-/// IPv4 without extension headers is nearly every packet: read its fixed
-/// header directly, and leave the rest to etherparse's general IP slicer.
+/// Read the IP header fields by hand for the packets nearly every capture is
+/// made of (IPv4, and IPv6 whose next header is TCP); IPv6 extension headers
+/// and IPsec AH go to etherparse's general IP slicer.
 fn ip_view(ip: &[u8]) -> Result<Option<IpView>, DecodeError> {
-    if ip.first().map(|b| b >> 4) != Some(4) {
+    match ip.first().map(|b| b >> 4) {
+        Some(4) => ipv4_view(ip),
+        Some(6) if ip.get(6) == Some(&u8::from(IpNumber::TCP)) => ipv6_view(ip),
+        _ => lax_ip_view(ip),
+    }
+}
+
+/// RFC 791 3.1: IHL in 32-bit words, total length, identification, the MF
+/// flag and fragment offset, protocol, then the addresses at 12 and 16.
+fn ipv4_view(ip: &[u8]) -> Result<Option<IpView>, DecodeError> {
+    let header_len = ip.first().map_or(0, |b| usize::from(b & 0x0f) * 4);
+    let Some(h) = ip
+        .first_chunk::<20>()
+        .filter(|_| header_len >= 20 && ip.len() >= header_len)
+    else {
+        return Err(ipv4_rejected(ip));
+    };
+    let protocol = IpNumber(h[9]);
+    if protocol == IpNumber::AUTHENTICATION_HEADER {
         return lax_ip_view(ip);
     }
-    let h = Ipv4HeaderSlice::from_slice(ip).map_err(|e| malformed("IPv4", e))?;
-    if h.protocol() == IpNumber::AUTHENTICATION_HEADER {
-        return lax_ip_view(ip);
-    }
-    if h.protocol() != IpNumber::TCP || h.is_fragmenting_payload() {
+    let fragmenting = u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0;
+    if protocol != IpNumber::TCP || fragmenting {
         return Ok(None);
     }
-    let tcp_offset = h.slice().len();
-    let total = usize::from(h.total_len());
-    if total != 0 && total < tcp_offset {
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    if total != 0 && total < header_len {
         return Err(malformed(
             "IPv4",
             format!("total length {total} is shorter than the header"),
         ));
     }
-    let end = (total != 0).then_some(total);
     Ok(Some(IpView {
-        src: Endpoint::v4(h.source(), 0).ip,
-        dst: Endpoint::v4(h.destination(), 0).ip,
-        end,
-        id: h.identification(),
-        tcp_offset,
+        src: v4_mapped([h[12], h[13], h[14], h[15]]),
+        dst: v4_mapped([h[16], h[17], h[18], h[19]]),
+        end: (total != 0).then_some(total),
+        id: u16::from_be_bytes([h[4], h[5]]),
+        tcp_offset: header_len,
     }))
+}
+
+/// The error etherparse gives for an IPv4 header the checks above turned
+/// down (shorter than 20 bytes, or than its IHL says), in its words.
+fn ipv4_rejected(ip: &[u8]) -> DecodeError {
+    match Ipv4HeaderSlice::from_slice(ip) {
+        Err(e) => malformed("IPv4", e),
+        Ok(_) => malformed("IPv4", "header length"),
+    }
+}
+
+/// RFC 8200 3: a fixed 40-byte header, payload length at 4, next header at
+/// 6, the addresses at 8 and 24. Payload length 0 (a jumbogram) leaves the
+/// captured bytes to go by.
+fn ipv6_view(ip: &[u8]) -> Result<Option<IpView>, DecodeError> {
+    let Some(h) = ip.first_chunk::<40>() else {
+        return lax_ip_view(ip);
+    };
+    let payload_len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+    let addr = |at: usize| {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&h[at..at + 16]);
+        u128::from_be_bytes(a)
+    };
+    Ok(Some(IpView {
+        src: addr(8),
+        dst: addr(24),
+        end: (payload_len != 0).then_some(40 + payload_len),
+        id: 0,
+        tcp_offset: 40,
+    }))
+}
+
+/// An IPv4 address as `Endpoint` keeps it: IPv4-mapped IPv6 (RFC 4291 2.5.5.2).
+fn v4_mapped(ip: [u8; 4]) -> u128 {
+    0xffff_u128 << 32 | u128::from(u32::from_be_bytes(ip))
 }
 
 fn lax_ip_view(ip: &[u8]) -> Result<Option<IpView>, DecodeError> {
@@ -239,45 +291,56 @@ pub fn decode_ip(ip: &[u8], vlan: VlanTags) -> Result<Option<Segment>, DecodeErr
     // frames) or where the capture stopped, whichever is first.
     let captured_end = view.end.map_or(ip.len(), |e| e.min(ip.len()));
     let tcp_bytes = ip.get(view.tcp_offset..captured_end).unwrap_or(&[]);
-    let IpView {
-        src,
-        dst,
-        end: ip_end,
-        id: ip_id,
-        tcp_offset,
-    } = view;
-    let tcp = TcpSlice::from_slice(tcp_bytes).map_err(|e| malformed("TCP", e))?;
-    let header_len = usize::from(tcp.data_offset()) * 4;
-    let transport_len = match ip_end {
-        Some(end) => end.saturating_sub(tcp_offset),
+    // RFC 9293 3.1: ports, seq, ack, data offset (in 32-bit words) in the
+    // high nibble of byte 12, flags in byte 13, window at 14.
+    let header_len = tcp_bytes.get(12).map_or(0, |b| usize::from(b >> 4) * 4);
+    let Some(t) = tcp_bytes
+        .first_chunk::<20>()
+        .filter(|_| header_len >= 20 && tcp_bytes.len() >= header_len)
+    else {
+        return Err(tcp_rejected(tcp_bytes));
+    };
+    let be16 = |at: usize| u16::from_be_bytes([t[at], t[at + 1]]);
+    let be32 = |at: usize| u32::from_be_bytes([t[at], t[at + 1], t[at + 2], t[at + 3]]);
+    let transport_len = match view.end {
+        Some(end) => end.saturating_sub(view.tcp_offset),
         None => tcp_bytes.len(),
     };
     let payload_len = transport_len.saturating_sub(header_len);
-    let (tsval, mptcp_data) = scan_options(tcp.options());
+    let (tsval, mptcp_data) = scan_options(&tcp_bytes[20..header_len]);
     Ok(Some(Segment {
         src: Endpoint {
-            ip: src,
-            port: tcp.source_port(),
+            ip: view.src,
+            port: be16(0),
         },
         dst: Endpoint {
-            ip: dst,
-            port: tcp.destination_port(),
+            ip: view.dst,
+            port: be16(2),
         },
         vlan,
-        seq: tcp.sequence_number(),
-        ack: tcp.acknowledgment_number(),
-        flags: tcp.header_slice()[13],
-        window: tcp.window_size(),
+        seq: be32(4),
+        ack: be32(8),
+        flags: t[13],
+        window: be16(14),
         payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
         first_byte: if payload_len > 0 {
-            tcp.payload().first().copied()
+            tcp_bytes.get(header_len).copied()
         } else {
             None
         },
-        ip_id,
+        ip_id: view.id,
         tsval,
         mptcp_data,
     }))
+}
+
+/// The error etherparse gives for a TCP header the checks above turned down
+/// (cut short, or a data offset below 5), in its words.
+fn tcp_rejected(tcp: &[u8]) -> DecodeError {
+    match TcpSlice::from_slice(tcp) {
+        Err(e) => malformed("TCP", e),
+        Ok(_) => malformed("TCP", "header length"),
+    }
 }
 
 /// Walk the TCP options for the timestamp (kind 8) and an MPTCP data

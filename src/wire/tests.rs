@@ -231,10 +231,118 @@ fn unknown_link_type_is_named() {
     assert!(err.to_string().contains("147"), "{err}");
 }
 
+/// The decoder as it was before the IP and TCP headers were read by hand:
+/// etherparse's slices for everything. The hand-read fields must agree with
+/// it on every input, errors included.
+mod reference {
+    use etherparse::{IpNumber, Ipv4HeaderSlice, TcpSlice};
+
+    use super::super::*;
+
+    fn ip_view(ip: &[u8]) -> Result<Option<IpView>, DecodeError> {
+        if ip.first().map(|b| b >> 4) != Some(4) {
+            return lax_ip_view(ip);
+        }
+        let h = Ipv4HeaderSlice::from_slice(ip).map_err(|e| malformed("IPv4", e))?;
+        if h.protocol() == IpNumber::AUTHENTICATION_HEADER {
+            return lax_ip_view(ip);
+        }
+        if h.protocol() != IpNumber::TCP || h.is_fragmenting_payload() {
+            return Ok(None);
+        }
+        let tcp_offset = h.slice().len();
+        let total = usize::from(h.total_len());
+        if total != 0 && total < tcp_offset {
+            return Err(malformed(
+                "IPv4",
+                format!("total length {total} is shorter than the header"),
+            ));
+        }
+        Ok(Some(IpView {
+            src: Endpoint::v4(h.source(), 0).ip,
+            dst: Endpoint::v4(h.destination(), 0).ip,
+            end: (total != 0).then_some(total),
+            id: h.identification(),
+            tcp_offset,
+        }))
+    }
+
+    pub fn decode_ip(ip: &[u8], vlan: VlanTags) -> Result<Option<Segment>, DecodeError> {
+        let Some(view) = ip_view(ip)? else {
+            return Ok(None);
+        };
+        let captured_end = view.end.map_or(ip.len(), |e| e.min(ip.len()));
+        let tcp_bytes = ip.get(view.tcp_offset..captured_end).unwrap_or(&[]);
+        let tcp = TcpSlice::from_slice(tcp_bytes).map_err(|e| malformed("TCP", e))?;
+        let header_len = usize::from(tcp.data_offset()) * 4;
+        let transport_len = match view.end {
+            Some(end) => end.saturating_sub(view.tcp_offset),
+            None => tcp_bytes.len(),
+        };
+        let payload_len = transport_len.saturating_sub(header_len);
+        let (tsval, mptcp_data) = scan_options(tcp.options());
+        Ok(Some(Segment {
+            src: Endpoint {
+                ip: view.src,
+                port: tcp.source_port(),
+            },
+            dst: Endpoint {
+                ip: view.dst,
+                port: tcp.destination_port(),
+            },
+            vlan,
+            seq: tcp.sequence_number(),
+            ack: tcp.acknowledgment_number(),
+            flags: tcp.header_slice()[13],
+            window: tcp.window_size(),
+            payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
+            first_byte: if payload_len > 0 {
+                tcp.payload().first().copied()
+            } else {
+                None
+            },
+            ip_id: view.id,
+            tsval,
+            mptcp_data,
+        }))
+    }
+}
+
 mod properties {
     use proptest::prelude::*;
 
     use super::super::*;
+
+    /// An IPv4 or IPv6 TCP packet with options and payload, as a base for
+    /// the mutations below.
+    fn packet(v6: bool, payload: usize, opts: bool) -> Vec<u8> {
+        let mut ip = Vec::new();
+        let payload = vec![0x42; payload];
+        let options = [
+            etherparse::TcpOptionElement::Noop,
+            etherparse::TcpOptionElement::Noop,
+            etherparse::TcpOptionElement::Timestamp(7, 8),
+        ];
+        let opts: &[etherparse::TcpOptionElement] = if opts { &options } else { &[] };
+        if v6 {
+            etherparse::PacketBuilder::ipv6(super::v6(1), super::v6(2), 64)
+                .tcp(40000, 443, 7, 1000)
+                .ack(9)
+                .options(opts)
+                .expect("options fit")
+                .write(&mut ip, &payload)
+                .expect("build packet");
+        } else {
+            etherparse::PacketBuilder::ipv4(super::V4_SRC, super::V4_DST, 64)
+                .tcp(40000, 5432, 1000, 500)
+                .ack(5000)
+                .options(opts)
+                .expect("options fit")
+                .write(&mut ip, &payload)
+                .expect("build packet");
+        }
+        ip
+    }
 
     fn link() -> impl Strategy<Value = LinkType> {
         prop_oneof![
@@ -251,6 +359,26 @@ mod properties {
         #[test]
         fn any_bytes_decode_without_panic(link in link(), bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode(link, &bytes);
+        }
+
+        /// Header bytes overwritten and the packet cut anywhere: the hand-read
+        /// decoder gives exactly what etherparse's slices give.
+        #[test]
+        fn hand_read_headers_agree_with_etherparse(
+            v6 in any::<bool>(),
+            payload in 0usize..40,
+            opts in any::<bool>(),
+            edits in proptest::collection::vec((0usize..80, any::<u8>()), 0..4),
+            cut in 0usize..200,
+        ) {
+            let mut ip = packet(v6, payload, opts);
+            for (at, byte) in edits {
+                if let Some(b) = ip.get_mut(at) {
+                    *b = byte;
+                }
+            }
+            let ip = &ip[..cut.min(ip.len())];
+            prop_assert_eq!(decode_ip(ip, [0, 0]), super::reference::decode_ip(ip, [0, 0]));
         }
 
         /// A valid TCP frame cut anywhere: a segment only once the headers are
