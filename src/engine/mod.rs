@@ -98,6 +98,8 @@ pub struct Totals {
     pub not_tcp: u64,
     pub undecodable: u64,
     pub copies: u64,
+    /// Segments their receiver would drop unread (`Shape::Unacceptable`).
+    pub unacceptable: u64,
     pub connections: u64,
     /// Most connections held in the table at once.
     pub peak_open: u64,
@@ -180,8 +182,10 @@ impl Engine {
             totals.events[e.kind as usize] += 1;
             out(Output::Event(e));
         });
-        if shape == Shape::Copy {
-            totals.copies += 1;
+        match shape {
+            Shape::Copy => totals.copies += 1,
+            Shape::Unacceptable => totals.unacceptable += 1,
+            _ => {}
         }
         if live && shape == Shape::Keepalive {
             let stream = conn.stream;
@@ -352,6 +356,12 @@ fn step(
     if shape == Shape::Copy {
         return shape;
     }
+    if shape == Shape::Unacceptable {
+        let end = seg.seq.wrapping_add(seg.seq_len());
+        conn.flow.half_mut(side).doubt = Some((end, seg.ack));
+        return shape;
+    }
+    conn.flow.half_mut(side).doubt = None;
     let event = |kind, rtt: Option<Micros>, probe_frame| Event {
         kind,
         file: at.file,

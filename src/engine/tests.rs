@@ -422,3 +422,29 @@ fn live_silent_connection_leaves_the_table_and_is_reported() {
     assert_eq!(engine.table_len(), 0);
     assert_eq!(reports, [0]);
 }
+
+/// `kaprobe poke` asks our own kernel for its numbers with an ACK that
+/// claims to come from the peer, at random numbers; a capture taken on the
+/// poking host shows it. It must not move either side's state.
+#[test]
+fn forged_acks_at_random_numbers_leave_keepalive_detection_intact() {
+    let mut script = opening();
+    for (t, seq, ack) in [
+        (5.0, 0x9e37_79b9u32, 0x7f4a_7c15u32),
+        (5.5, 0x1e37_79b9, 0x3f4a_7c15),
+    ] {
+        let forged = Segment {
+            seq,
+            ack,
+            window: 65535,
+            tsval: None,
+            ..s2c()
+        };
+        script.push((t, forged));
+    }
+    script.push((10.004, probe()));
+    script.push((10.0045, s2c()));
+    let run = run(&script);
+    assert_eq!(run.kinds(), [EventKind::Keepalive, EventKind::KeepaliveAck]);
+    assert_eq!(run.only().verdict, Verdict::Alive);
+}

@@ -142,6 +142,9 @@ pub struct Half {
     pub resent_since_ack: u32,
     /// When data from this side was first resent without the peer's ACK moving.
     pub resending_since: Option<Micros>,
+    /// The last unacceptable segment from this side (end of its sequence
+    /// space, its ACK), until an acceptable one comes.
+    pub doubt: Option<(u32, u32)>,
 }
 
 impl Half {

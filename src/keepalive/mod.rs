@@ -35,6 +35,10 @@ pub enum Shape {
     ZeroWindowProbe,
     /// The previous segment of this direction, captured again.
     Copy,
+    /// A segment its receiver drops unread: its sequence number lies beyond
+    /// any window, or it acknowledges data the other side never sent
+    /// (RFC 9293 3.10.7.4). It changes no state (see [`is_unacceptable`]).
+    Unacceptable,
     /// Anything else.
     Other,
 }
@@ -50,6 +54,9 @@ impl Shape {
 pub fn classify(sender: &Half, peer: &Half, seg: &Segment, now: Micros) -> Shape {
     if is_copy(sender, seg, now) {
         return Shape::Copy;
+    }
+    if is_unacceptable(sender, peer, seg) {
+        return Shape::Unacceptable;
     }
     if seg.payload_len > 1 || seg.has(flags::SYN | flags::FIN | flags::RST) || !seg.has(flags::ACK)
     {
@@ -95,6 +102,41 @@ fn is_zero_window_probe(sender: &Half, peer: &Half, seg: &Segment) -> bool {
         0 => peer.ack == Some(seg.seq.wrapping_add(1)),
         _ => sender.next_seq == Some(seg.seq) && peer.ack == Some(seg.seq),
     }
+}
+
+/// Farther ahead than this, a sequence or acknowledgment number is outside
+/// any window a receiver offers in practice (64 MiB: Linux's largest default
+/// receive buffer is 6 MiB, 32 MiB with tuning).
+pub const MAX_AHEAD: u32 = 1 << 26;
+
+fn far_ahead(x: u32, reference: u32) -> bool {
+    x.wrapping_sub(reference) > MAX_AHEAD && !seq_after(reference, x)
+}
+
+/// A segment whose SEQ is far beyond its sender's next sequence number, or
+/// whose ACK is far beyond everything the other side sent: the receiver
+/// drops it (RFC 9293 3.10.7.4: "If the ACK acks something not yet sent ...
+/// drop the segment"), so it says nothing about either side. Such segments
+/// are forged (`kaprobe poke` asks our own kernel for its numbers with one,
+/// attackers inject them) or belong to a new connection on the same ports.
+///
+/// A capture with a gap can make a real stream jump far ahead too, so a
+/// segment that continues the previous unacceptable one from the same side
+/// is taken as the stream's new position.
+pub fn is_unacceptable(sender: &Half, peer: &Half, seg: &Segment) -> bool {
+    if seg.has(flags::SYN) {
+        return false;
+    }
+    let seq_far = sender.next_seq.is_some_and(|n| far_ahead(seg.seq, n));
+    let ack_far = seg.has(flags::ACK) && peer.next_seq.is_some_and(|n| far_ahead(seg.ack, n));
+    if !(seq_far || ack_far) {
+        return false;
+    }
+    let continues = sender.doubt.is_some_and(|(end, ack)| {
+        let near = |x: u32, r: u32| !far_ahead(x, r) && !far_ahead(r, x);
+        near(seg.seq, end) && (!seg.has(flags::ACK) || near(seg.ack, ack))
+    });
+    !continues
 }
 
 fn is_copy(sender: &Half, seg: &Segment, now: Micros) -> bool {

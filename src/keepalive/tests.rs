@@ -297,3 +297,69 @@ fn zero_window_probe_answered_by_window_opening() {
     let got = answer(&pending(Shape::ZeroWindowProbe), &reply, Shape::Other);
     assert_eq!(got, Some(Answer::WindowOpened));
 }
+
+#[test]
+fn ack_of_data_never_sent_is_unacceptable() {
+    let (client, server) = settled();
+    // The server acks 2^30 bytes the client never sent: a forged segment.
+    let forged = Segment {
+        seq: 5000,
+        ack: 1000 + (1 << 30),
+        ..s2c()
+    };
+    assert_eq!(
+        classify(&server, &client, &forged, 10 * SEC),
+        Shape::Unacceptable
+    );
+}
+
+#[test]
+fn seq_far_beyond_any_window_is_unacceptable() {
+    let (client, server) = settled();
+    let forged = Segment {
+        seq: 1000 + (1 << 27),
+        ..c2s()
+    };
+    assert_eq!(
+        classify(&client, &server, &forged, 10 * SEC),
+        Shape::Unacceptable
+    );
+}
+
+#[test]
+fn ack_a_little_ahead_is_data_the_capture_missed() {
+    let (client, server) = settled();
+    let seg = Segment {
+        seq: 5000,
+        ack: 1000 + 65_536,
+        ..s2c()
+    };
+    assert_eq!(classify(&server, &client, &seg, 10 * SEC), Shape::Other);
+}
+
+#[test]
+fn old_segments_behind_the_window_are_retransmissions_not_unacceptable() {
+    let (client, server) = settled();
+    let seg = Segment {
+        seq: 1000u32.wrapping_sub(1 << 30),
+        payload_len: 100,
+        ..c2s()
+    };
+    assert_ne!(
+        classify(&client, &server, &seg, 10 * SEC),
+        Shape::Unacceptable
+    );
+}
+
+#[test]
+fn a_stream_that_continues_after_a_capture_gap_is_taken_again() {
+    let (mut client, server) = settled();
+    let far = 1000u32.wrapping_add(1 << 28);
+    client.doubt = Some((far, 5000));
+    let next = Segment {
+        seq: far,
+        payload_len: 100,
+        ..c2s()
+    };
+    assert_eq!(classify(&client, &server, &next, 10 * SEC), Shape::Other);
+}

@@ -229,6 +229,9 @@ pub struct Summary {
     pub not_tcp: u64,
     pub undecodable: u64,
     pub duplicates: u64,
+    /// Segments their receiver drops unread (forged, or far outside any
+    /// window): counted, and left out of the analysis.
+    pub unacceptable: u64,
     pub connections: u64,
     /// Most connections tracked at once (memory follows this).
     pub peak_open_connections: u64,
@@ -271,6 +274,7 @@ impl Summary {
         self.not_tcp = t.not_tcp;
         self.undecodable = t.undecodable;
         self.duplicates = t.copies;
+        self.unacceptable = t.unacceptable;
         self.connections = t.connections;
         self.peak_open_connections = t.peak_open;
         self.keepalives = t.count(EventKind::Keepalive);
