@@ -87,12 +87,19 @@ pub fn run(args: &SniffArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
         .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
     let mut errors = Vec::new();
     let link = cap.link();
+    // Packets reach the engine up to this late, so its clock runs that far
+    // behind: a probe's answer still in the kernel is not yet overdue.
+    let lag = cap.delivery_delay().as_micros() as Micros;
     let mut events = 0u64;
+    // Stopped by time or signal (not by -c, an error or a closed output):
+    // what was captured before the stop is still to be read.
+    let mut drain = true;
     loop {
         if stop.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
         if args.count.is_some_and(|n| events >= n) || reporter.failed() {
+            drain = false;
             break;
         }
         let mut emit = |o: Output| {
@@ -108,10 +115,41 @@ pub fn run(args: &SniffArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
                 };
                 engine.frame(at, link, frame.data, &mut emit);
             }
-            Ok(None) => engine.tick(wall_clock(), &mut emit),
+            Ok(None) => engine.tick(wall_clock().saturating_sub(lag), &mut emit),
             Err(e) => {
                 errors.push(e.to_string());
+                drain = false;
                 break;
+            }
+        }
+    }
+    if drain {
+        // The kernel hands over a block of packets at most `lag` after its
+        // first one: read for twice that, and keep what came before the stop.
+        // A packet from after the stop means everything before it is in.
+        let stopped = wall_clock();
+        let until = Instant::now() + 2 * cap.delivery_delay();
+        let mut emit = |o: Output| reporter.output(o);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match cap.next_frame(left) {
+                Ok(Some(frame)) if frame.time <= stopped => {
+                    let at = FrameRef {
+                        file: 0,
+                        frame: frame.number,
+                        time: frame.time,
+                    };
+                    engine.frame(at, link, frame.data, &mut emit);
+                }
+                Ok(Some(_)) => break,
+                Ok(None) => {}
+                Err(e) => {
+                    errors.push(e.to_string());
+                    break;
+                }
             }
         }
     }

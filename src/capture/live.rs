@@ -1,10 +1,19 @@
 //! Live capture from an interface through libpcap.
 //!
-//! Opened in immediate mode, so events are not held back in the kernel
-//! buffer, and non-blocking: kaprobe waits on the capture's descriptor with
-//! its own timeout, because libpcap's read timeout does not return control
-//! while the interface is silent (Linux, immediate mode), and silence is
-//! exactly when probes go unanswered and Ctrl-C must still work.
+//! Not in immediate mode: on Linux that makes libpcap fall back from
+//! TPACKET_V3 to TPACKET_V2, where the kernel wakes the reader for every
+//! packet. On a busy interface that cost ~10 us of CPU per packet, 20-100x what
+//! tcpdump spends, and the reader fell behind (`bench/sniff.sh`,
+//! docs/PERFORMANCE.md). With TPACKET_V3 the kernel hands over blocks of
+//! packets: a block is passed on when it is full or `DELIVERY_DELAY` after
+//! its first packet, so a packet reaches kaprobe at most that late (its
+//! timestamp is the kernel's, unchanged), and `sniff` lets time pass in the
+//! engine that much behind the wall clock.
+//!
+//! Non-blocking: kaprobe waits on the capture's descriptor with its own
+//! timeout, because libpcap's read timeout does not return control while the
+//! interface is silent, and silence is exactly when probes go unanswered and
+//! Ctrl-C must still work.
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -17,6 +26,11 @@ use pcap::{Active, Capture, Device, Savefile};
 
 use super::{frame, pcap_text, Frame};
 use crate::wire::{LinkType, UnsupportedLinkType};
+
+/// The longest a captured packet waits in the kernel before libpcap can read
+/// it: the TPACKET_V3 block timeout (libpcap's read timeout). Events appear
+/// this much later than in immediate mode; keepalive timing is in seconds.
+const DELIVERY_DELAY: Duration = Duration::from_millis(50);
 
 /// Why live capture could not start or go on.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +101,7 @@ impl LiveCapture {
             .map_err(|e| open_error(&iface, &e))?
             .snaplen(opts.snaplen)
             .promisc(opts.promiscuous)
-            .immediate_mode(true);
+            .timeout(DELIVERY_DELAY.as_millis() as i32);
         if let Some(bytes) = opts.buffer_bytes {
             inactive = inactive.buffer_size(bytes);
         }
@@ -125,6 +139,12 @@ impl LiveCapture {
 
     pub fn link(&self) -> LinkType {
         self.link
+    }
+
+    /// How long after its capture a packet may still be waiting in the
+    /// kernel, out of reach of [`LiveCapture::next_frame`].
+    pub fn delivery_delay(&self) -> Duration {
+        DELIVERY_DELAY
     }
 
     /// The next packet, or `Ok(None)` when none came within `wait`.
