@@ -1,6 +1,7 @@
 //! `kaprobe sniff`: a live interface -> engine -> events as they happen, and
 //! the report at the end. Only the packet source differs from `analyze`.
 
+use std::cell::Cell;
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,7 +91,8 @@ pub fn run(args: &SniffArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
     // Packets reach the engine up to this late, so its clock runs that far
     // behind: a probe's answer still in the kernel is not yet overdue.
     let lag = cap.delivery_delay().as_micros() as Micros;
-    let mut events = 0u64;
+    let events = Cell::new(0u64);
+    let full = || args.count.is_some_and(|n| events.get() >= n);
     // Stopped by time or signal (not by -c, an error or a closed output):
     // what was captured before the stop is still to be read.
     let mut drain = true;
@@ -98,24 +100,29 @@ pub fn run(args: &SniffArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
         if stop.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        if args.count.is_some_and(|n| events >= n) || reporter.failed() {
+        if full() || reporter.failed() {
             drain = false;
             break;
         }
         let mut emit = |o: Output| {
-            events += u64::from(matches!(o, Output::Event(_)));
+            events.set(events.get() + u64::from(matches!(o, Output::Event(_))));
             reporter.output(o);
         };
-        match cap.next_frame(TICK) {
-            Ok(Some(frame)) => {
-                let at = FrameRef {
-                    file: 0,
-                    frame: frame.number,
-                    time: frame.time,
-                };
-                engine.frame(at, link, frame.data, &mut emit);
+        let got = cap.dispatch(TICK, |frame| {
+            // -c: the rest of the batch is not looked at
+            if full() {
+                return;
             }
-            Ok(None) => engine.tick(wall_clock().saturating_sub(lag), &mut emit),
+            let at = FrameRef {
+                file: 0,
+                frame: frame.number,
+                time: frame.time,
+            };
+            engine.frame(at, link, frame.data, &mut emit);
+        });
+        match got {
+            Ok(0) => engine.tick(wall_clock().saturating_sub(lag), &mut emit),
+            Ok(_) => {}
             Err(e) => {
                 errors.push(e.to_string());
                 drain = false;
@@ -130,26 +137,27 @@ pub fn run(args: &SniffArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
         let stopped = wall_clock();
         let until = Instant::now() + 2 * cap.delivery_delay();
         let mut emit = |o: Output| reporter.output(o);
-        loop {
+        let mut after = false;
+        while !after {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            match cap.next_frame(left) {
-                Ok(Some(frame)) if frame.time <= stopped => {
-                    let at = FrameRef {
-                        file: 0,
-                        frame: frame.number,
-                        time: frame.time,
-                    };
-                    engine.frame(at, link, frame.data, &mut emit);
+            let got = cap.dispatch(left, |frame| {
+                after |= frame.time > stopped;
+                if after {
+                    return;
                 }
-                Ok(Some(_)) => break,
-                Ok(None) => {}
-                Err(e) => {
-                    errors.push(e.to_string());
-                    break;
-                }
+                let at = FrameRef {
+                    file: 0,
+                    frame: frame.number,
+                    time: frame.time,
+                };
+                engine.frame(at, link, frame.data, &mut emit);
+            });
+            if let Err(e) = got {
+                errors.push(e.to_string());
+                break;
             }
         }
     }

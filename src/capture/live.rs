@@ -142,35 +142,43 @@ impl LiveCapture {
     }
 
     /// How long after its capture a packet may still be waiting in the
-    /// kernel, out of reach of [`LiveCapture::next_frame`].
+    /// kernel, out of reach of [`LiveCapture::dispatch`].
     pub fn delivery_delay(&self) -> Duration {
         DELIVERY_DELAY
     }
 
-    /// The next packet, or `Ok(None)` when none came within `wait`.
-    pub fn next_frame(&mut self, wait: Duration) -> Result<Option<Frame<'_>>, LiveError> {
+    /// Hands `each` the packets the kernel has passed on, waiting up to
+    /// `wait` for some; returns how many (0: none came).
+    ///
+    /// A batch through `pcap_dispatch`, not `pcap_next_ex` per packet: on
+    /// Linux the latter copies every packet out of the ring into a buffer of
+    /// its own before returning it.
+    pub fn dispatch(
+        &mut self,
+        wait: Duration,
+        mut each: impl FnMut(Frame<'_>),
+    ) -> Result<usize, LiveError> {
         if !self.readable(wait)? {
-            return Ok(None);
+            return Ok(0);
         }
-        match self.cap.next_packet() {
-            Ok(packet) => {
-                self.pending = true;
-                self.number += 1;
-                if let Some(save) = self.save.as_mut() {
+        let (number, save) = (&mut self.number, &mut self.save);
+        let n = self
+            .cap
+            .dispatch(None, |packet| {
+                *number += 1;
+                if let Some(save) = save.as_mut() {
                     save.write(&packet);
                 }
-                Ok(Some(frame(self.number, packet.header, packet.data)))
-            }
-            // Non-blocking: the ring was drained before the descriptor said so.
-            Err(pcap::Error::TimeoutExpired) => {
-                self.pending = false;
-                Ok(None)
-            }
-            Err(e) => Err(LiveError::Read {
+                each(frame(*number, packet.header, packet.data));
+            })
+            .map_err(|e| LiveError::Read {
                 iface: self.iface.clone(),
                 reason: pcap_text(&e),
-            }),
-        }
+            })?;
+        // Non-blocking: 0 means the ring is drained; until then read again
+        // before waiting.
+        self.pending = n > 0;
+        Ok(n)
     }
 
     /// Whether the capture has something to read within `wait`. A signal
