@@ -22,6 +22,7 @@
 # Knobs (environment):
 #   RATES="10000 50000 100000 150000 200000 0"  DURATION=10  CONNS=64  CHURN=4  IDLE=32
 #   PAYLOAD=32  SENDERS=2  KAPROBE_ARGS=""  (extra `kaprobe sniff` options)
+#   BUFFER_KIB=""  kernel capture buffer for both (kaprobe -B, tcpdump -B); empty: libpcap's 2 MiB
 set -euo pipefail
 export LC_ALL=C
 
@@ -35,6 +36,8 @@ IDLE=${IDLE:-32}
 PAYLOAD=${PAYLOAD:-32}
 SENDERS=${SENDERS:-2}
 KAPROBE_ARGS=${KAPROBE_ARGS:-}
+BUFFER_KIB=${BUFFER_KIB:-}
+BUF_ARGS=${BUFFER_KIB:+-B $BUFFER_KIB}
 OUT=target/bench/sniff
 RESULTS=target/bench/sniff-results.txt
 NS=kp-bench-sniff-$$
@@ -97,9 +100,10 @@ for rate in $RATES; do
     # `ip netns exec` execs the command, so $! is the capturing process itself
     # (not through in_ns: a function run with & would be a subshell)
     # shellcheck disable=SC2086
-    ip netns exec "$NS" "$KAPROBE" sniff -i lo --json $KAPROBE_ARGS >"$kp_out" 2>"$kp_err" &
+    ip netns exec "$NS" "$KAPROBE" sniff -i lo --json $BUF_ARGS $KAPROBE_ARGS >"$kp_out" 2>"$kp_err" &
     kp=$!
-    ip netns exec "$NS" tcpdump -i lo -s 128 -w /dev/null 2>"$td_err" &
+    # shellcheck disable=SC2086
+    ip netns exec "$NS" tcpdump -i lo -s 128 $BUF_ARGS -w /dev/null 2>"$td_err" &
     td=$!
     pids=("$kp" "$td")
     wait_listening "$kp_err" "$kp"
@@ -143,8 +147,8 @@ done
 
 {
     echo "kaprobe sniff vs tcpdump, live on loopback in a network namespace ($(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1))"
-    echo "kaprobe:  $KAPROBE (git $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' + uncommitted changes in src/')) sniff -i lo --json $KAPROBE_ARGS"
-    echo "tcpdump:  $(tcpdump --version 2>&1 | head -n1), $(tcpdump --version 2>&1 | sed -n 2p); tcpdump -i lo -s 128 -w /dev/null"
+    echo "kaprobe:  $KAPROBE (git $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' + uncommitted changes in src/')) sniff -i lo --json $BUF_ARGS $KAPROBE_ARGS"
+    echo "tcpdump:  $(tcpdump --version 2>&1 | head -n1), $(tcpdump --version 2>&1 | sed -n 2p); tcpdump -i lo -s 128 $BUF_ARGS -w /dev/null"
     echo "load:     $DURATION s per rate; $CONNS data connections ($PAYLOAD-byte segments, $SENDERS sender threads), $CHURN churn loops, $IDLE idle keepalive connections (1 s)"
     echo "offered:  packets on lo (tx counter) while both captured; captured/dropped: each tool's closing counters; ns/p: CPU (user+sys) per captured packet; kp_ka: keepalive events kaprobe reported"
     echo

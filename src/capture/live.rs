@@ -2,8 +2,8 @@
 //!
 //! Not in immediate mode: on Linux that makes libpcap fall back from
 //! TPACKET_V3 to TPACKET_V2, where the kernel wakes the reader for every
-//! packet. On a busy interface that cost ~10 us of CPU per packet, 20-100x what
-//! tcpdump spends, and the reader fell behind (`bench/sniff.sh`,
+//! packet. That cost 2-10 us of CPU per packet, 17-86x what tcpdump spends,
+//! and took a core from the traffic itself (`bench/sniff.sh`,
 //! docs/PERFORMANCE.md). With TPACKET_V3 the kernel hands over blocks of
 //! packets: a block is passed on when it is full or `DELIVERY_DELAY` after
 //! its first packet, so a packet reaches kaprobe at most that late (its
