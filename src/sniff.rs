@@ -1,6 +1,7 @@
 //! `kaprobe sniff`: a live interface -> engine -> events as they happen, and
 //! the report at the end. Only the packet source differs from `analyze`.
 
+use std::cell::Cell;
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,6 +59,7 @@ pub fn run(args: &SniffArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
         buffer_bytes: args.buffer_size.map(|kib| kib.saturating_mul(1024)),
         promiscuous: !args.no_promiscuous_mode,
         filter: (!args.filter.is_empty()).then(|| args.filter.join(" ")),
+        immediate: false,
     };
     let mut cap = match open(&opts, args.write.as_deref()) {
         Ok(cap) => cap,
@@ -87,29 +89,74 @@ pub fn run(args: &SniffArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
         .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
     let mut errors = Vec::new();
     let link = cap.link();
-    let mut events = 0u64;
+    // Packets reach the engine up to this late, so its clock runs that far
+    // behind: a probe's answer still in the kernel is not yet overdue.
+    let lag = cap.delivery_delay().as_micros() as Micros;
+    let events = Cell::new(0u64);
+    let full = || args.count.is_some_and(|n| events.get() >= n);
+    // Stopped by time or signal (not by -c, an error or a closed output):
+    // what was captured before the stop is still to be read.
+    let mut drain = true;
     loop {
         if stop.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        if args.count.is_some_and(|n| events >= n) || reporter.failed() {
+        if full() || reporter.failed() {
+            drain = false;
             break;
         }
         let mut emit = |o: Output| {
-            events += u64::from(matches!(o, Output::Event(_)));
+            events.set(events.get() + u64::from(matches!(o, Output::Event(_))));
             reporter.output(o);
         };
-        match cap.next_frame(TICK) {
-            Ok(Some(frame)) => {
+        let got = cap.dispatch(TICK, |frame| {
+            // -c: the rest of the batch is not looked at
+            if full() {
+                return;
+            }
+            let at = FrameRef {
+                file: 0,
+                frame: frame.number,
+                time: frame.time,
+            };
+            engine.frame(at, link, frame.data, &mut emit);
+        });
+        match got {
+            Ok(0) => engine.tick(wall_clock().saturating_sub(lag), &mut emit),
+            Ok(_) => {}
+            Err(e) => {
+                errors.push(e.to_string());
+                drain = false;
+                break;
+            }
+        }
+    }
+    if drain {
+        // The kernel hands over a block of packets at most `lag` after its
+        // first one: read for twice that, and keep what came before the stop.
+        // A packet from after the stop means everything before it is in.
+        let stopped = wall_clock();
+        let until = Instant::now() + 2 * cap.delivery_delay();
+        let mut emit = |o: Output| reporter.output(o);
+        let mut after = false;
+        while !after {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let got = cap.dispatch(left, |frame| {
+                after |= frame.time > stopped;
+                if after {
+                    return;
+                }
                 let at = FrameRef {
                     file: 0,
                     frame: frame.number,
                     time: frame.time,
                 };
                 engine.frame(at, link, frame.data, &mut emit);
-            }
-            Ok(None) => engine.tick(wall_clock(), &mut emit),
-            Err(e) => {
+            });
+            if let Err(e) = got {
                 errors.push(e.to_string());
                 break;
             }

@@ -1,10 +1,19 @@
 //! Live capture from an interface through libpcap.
 //!
-//! Opened in immediate mode, so events are not held back in the kernel
-//! buffer, and non-blocking: kaprobe waits on the capture's descriptor with
-//! its own timeout, because libpcap's read timeout does not return control
-//! while the interface is silent (Linux, immediate mode), and silence is
-//! exactly when probes go unanswered and Ctrl-C must still work.
+//! Not in immediate mode: on Linux that makes libpcap fall back from
+//! TPACKET_V3 to TPACKET_V2, where the kernel wakes the reader for every
+//! packet. That cost 2-10 us of CPU per packet, 17-86x what tcpdump spends,
+//! and took a core from the traffic itself (`bench/sniff.sh`,
+//! docs/PERFORMANCE.md). With TPACKET_V3 the kernel hands over blocks of
+//! packets: a block is passed on when it is full or `DELIVERY_DELAY` after
+//! its first packet, so a packet reaches kaprobe at most that late (its
+//! timestamp is the kernel's, unchanged), and `sniff` lets time pass in the
+//! engine that much behind the wall clock.
+//!
+//! Non-blocking: kaprobe waits on the capture's descriptor with its own
+//! timeout, because libpcap's read timeout does not return control while the
+//! interface is silent, and silence is exactly when probes go unanswered and
+//! Ctrl-C must still work.
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -17,6 +26,11 @@ use pcap::{Active, Capture, Device, Savefile};
 
 use super::{frame, pcap_text, Frame};
 use crate::wire::{LinkType, UnsupportedLinkType};
+
+/// The longest a captured packet waits in the kernel before libpcap can read
+/// it: the TPACKET_V3 block timeout (libpcap's read timeout). Events appear
+/// this much later than in immediate mode; keepalive timing is in seconds.
+const DELIVERY_DELAY: Duration = Duration::from_millis(50);
 
 /// Why live capture could not start or go on.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +66,10 @@ pub struct LiveOptions {
     pub promiscuous: bool,
     /// tcpdump-style filter, ANDed with `tcp`.
     pub filter: Option<String>,
+    /// Every packet handed over at once (TPACKET_V2): what `poke` needs, which
+    /// waits for a handful of answers that come within microseconds. `sniff`
+    /// takes blocks instead (see the module header).
+    pub immediate: bool,
 }
 
 /// Packet counters as libpcap reports them at the end.
@@ -70,6 +88,7 @@ pub struct LiveCapture {
     save: Option<Savefile>,
     /// The last read returned a packet: read again before waiting.
     pending: bool,
+    immediate: bool,
 }
 
 /// The BPF program kaprobe installs: TCP only, and the user's words on top.
@@ -93,7 +112,8 @@ impl LiveCapture {
             .map_err(|e| open_error(&iface, &e))?
             .snaplen(opts.snaplen)
             .promisc(opts.promiscuous)
-            .immediate_mode(true);
+            .timeout(DELIVERY_DELAY.as_millis() as i32)
+            .immediate_mode(opts.immediate);
         if let Some(bytes) = opts.buffer_bytes {
             inactive = inactive.buffer_size(bytes);
         }
@@ -115,6 +135,7 @@ impl LiveCapture {
             number: 0,
             save: None,
             pending: false,
+            immediate: opts.immediate,
         })
     }
 
@@ -132,30 +153,48 @@ impl LiveCapture {
         self.link
     }
 
-    /// The next packet, or `Ok(None)` when none came within `wait`.
-    pub fn next_frame(&mut self, wait: Duration) -> Result<Option<Frame<'_>>, LiveError> {
-        if !self.readable(wait)? {
-            return Ok(None);
+    /// How long after its capture a packet may still be waiting in the
+    /// kernel, out of reach of [`LiveCapture::dispatch`].
+    pub fn delivery_delay(&self) -> Duration {
+        if self.immediate {
+            Duration::ZERO
+        } else {
+            DELIVERY_DELAY
         }
-        match self.cap.next_packet() {
-            Ok(packet) => {
-                self.pending = true;
-                self.number += 1;
-                if let Some(save) = self.save.as_mut() {
+    }
+
+    /// Hands `each` the packets the kernel has passed on, waiting up to
+    /// `wait` for some; returns how many (0: none came).
+    ///
+    /// A batch through `pcap_dispatch`, not `pcap_next_ex` per packet: on
+    /// Linux the latter copies every packet out of the ring into a buffer of
+    /// its own before returning it.
+    pub fn dispatch(
+        &mut self,
+        wait: Duration,
+        mut each: impl FnMut(Frame<'_>),
+    ) -> Result<usize, LiveError> {
+        if !self.readable(wait)? {
+            return Ok(0);
+        }
+        let (number, save) = (&mut self.number, &mut self.save);
+        let n = self
+            .cap
+            .dispatch(None, |packet| {
+                *number += 1;
+                if let Some(save) = save.as_mut() {
                     save.write(&packet);
                 }
-                Ok(Some(frame(self.number, packet.header, packet.data)))
-            }
-            // Non-blocking: the ring was drained before the descriptor said so.
-            Err(pcap::Error::TimeoutExpired) => {
-                self.pending = false;
-                Ok(None)
-            }
-            Err(e) => Err(LiveError::Read {
+                each(frame(*number, packet.header, packet.data));
+            })
+            .map_err(|e| LiveError::Read {
                 iface: self.iface.clone(),
                 reason: pcap_text(&e),
-            }),
-        }
+            })?;
+        // Non-blocking: 0 means the ring is drained; until then read again
+        // before waiting.
+        self.pending = n > 0;
+        Ok(n)
     }
 
     /// Whether the capture has something to read within `wait`. A signal

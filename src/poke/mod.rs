@@ -113,6 +113,7 @@ pub fn run(args: &PokeArgs, out: &mut dyn Write) -> Result<PokeEnd, PokeError> {
             buffer_bytes: Some(ring_bytes(sockets.len())),
             promiscuous: false,
             filter: None,
+            immediate: true,
         },
         &target.bpf(),
     )?;
@@ -244,10 +245,11 @@ fn drive(
             .filter_map(Session::deadline)
             .min()
             .map_or(MAX_WAIT, |d| d.saturating_duration_since(now).min(MAX_WAIT));
-        if let Some(frame) = capture.next_frame(wait)? {
-            let sends = dispatch(sessions, &index, link, frame.data, frame.time);
-            transmit(sender, sends)?;
-        }
+        let mut sends = Vec::new();
+        capture.dispatch(wait, |frame| {
+            sends.extend(dispatch(sessions, &index, link, frame.data, frame.time));
+        })?;
+        transmit(sender, sends)?;
         let now = Instant::now();
         for s in sessions.iter_mut() {
             let sends = s.on_timer(now);
