@@ -411,7 +411,13 @@ fn poke_says_when_our_link_has_no_carrier() {
     let out = poke(&net, &net.a, &[&format!("{B4}:7000"), "-c", "1"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains(" silent "), "{text}");
+    // Once the kernel notices the lost carrier (linkwatch, within a second)
+    // it stops transmitting on the link, and our kernel's answer to the
+    // learning ACK never shows: either verdict is honest, with the note.
+    assert!(
+        text.contains(" silent ") || text.contains(" unknown "),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("our link {} has no carrier", net.a_if)),
         "{text}"

@@ -352,6 +352,9 @@ fn step(
     emit: &mut dyn FnMut(&Event),
 ) -> Shape {
     let peer = side.other();
+    if keepalive::is_resync(conn.flow.half(side), conn.flow.half(peer), seg) {
+        conn.flow.rebase(side, seg);
+    }
     let shape = keepalive::classify(conn.flow.half(side), conn.flow.half(peer), seg, at.time);
     if shape == Shape::Copy {
         return shape;

@@ -448,3 +448,29 @@ fn forged_acks_at_random_numbers_leave_keepalive_detection_intact() {
     assert_eq!(run.kinds(), [EventKind::Keepalive, EventKind::KeepaliveAck]);
     assert_eq!(run.only().verdict, Verdict::Alive);
 }
+
+/// A capture taken while `kaprobe poke` runs may begin with its forged ACK:
+/// the state it sets is wrong, and the real segments that follow replace it.
+#[test]
+fn capture_beginning_with_a_forged_ack_recovers_on_the_real_segments() {
+    let forged = Segment {
+        seq: 0x9e37_79b9,
+        ack: 0x7f4a_7c15,
+        window: 65535,
+        ..s2c()
+    };
+    // One exchange is judged against the forged state; the next one
+    // continues it, and the state follows the real segments from then on.
+    let script = vec![
+        (0.0, forged),
+        (0.001, c2s()),
+        (0.002, s2c()),
+        (1.001, c2s()),
+        (1.002, s2c()),
+        (10.0, probe()),
+        (10.0005, s2c()),
+    ];
+    let run = run(&script);
+    assert_eq!(run.kinds(), [EventKind::Keepalive, EventKind::KeepaliveAck]);
+    assert_eq!(run.only().verdict, Verdict::Alive);
+}

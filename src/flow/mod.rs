@@ -145,6 +145,10 @@ pub struct Half {
     /// The last unacceptable segment from this side (end of its sequence
     /// space, its ACK), until an acceptable one comes.
     pub doubt: Option<(u32, u32)>,
+    /// This side's last segment carried a timestamp option: a stack that
+    /// negotiated timestamps puts one on every segment but RSTs (RFC 7323
+    /// 3.2), so one without did not come from that stack.
+    pub timestamps: bool,
 }
 
 impl Half {
@@ -172,6 +176,9 @@ impl Half {
         // An RST's window field means nothing (RFC 9293 3.10.7.1 ignores it).
         if !seg.has(flags::RST) {
             self.window = Some(seg.window);
+        }
+        if !seg.has(flags::RST) {
+            self.timestamps = seg.tsval.is_some();
         }
         self.fin |= seg.has(flags::FIN);
         self.rst |= seg.has(flags::RST);
@@ -233,6 +240,23 @@ impl Flow {
     }
 
     /// Both sides have closed (FIN each way) or either has reset.
+    /// Forget what `side` and its ACKs established, so that `seg` (which
+    /// `keepalive::is_resync` found continuing a stream the state
+    /// contradicts) sets it anew in the `update` that follows.
+    pub fn rebase(&mut self, side: Side, seg: &Segment) {
+        let half = self.half_mut(side);
+        half.next_seq = None;
+        half.doubt = None;
+        // The peer's ACKs were numbers in the space being replaced.
+        self.half_mut(side.other()).ack = None;
+        if seg.has(flags::ACK) {
+            // And so were this side's ACKs of the peer's space, which the
+            // segment's ACK now sets.
+            self.half_mut(side).ack = None;
+            self.half_mut(side.other()).next_seq = None;
+        }
+    }
+
     pub fn closed(&self) -> bool {
         let [a, b] = &self.half;
         a.rst || b.rst || (a.fin && b.fin)

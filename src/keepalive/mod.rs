@@ -104,17 +104,20 @@ fn is_zero_window_probe(sender: &Half, peer: &Half, seg: &Segment) -> bool {
     }
 }
 
-/// Farther ahead than this, a sequence or acknowledgment number is outside
-/// any window a receiver offers in practice (64 MiB: Linux's largest default
-/// receive buffer is 6 MiB, 32 MiB with tuning).
+/// Farther than this from where a side stands, a sequence or
+/// acknowledgment number is outside any window a receiver offers in
+/// practice (64 MiB: Linux's largest default receive buffer is 6 MiB, 32 MiB
+/// with tuning).
 pub const MAX_AHEAD: u32 = 1 << 26;
 
-fn far_ahead(x: u32, reference: u32) -> bool {
-    x.wrapping_sub(reference) > MAX_AHEAD && !seq_after(reference, x)
+/// More than `MAX_AHEAD` from `reference`, either way: ahead is beyond any
+/// window, behind is older than anything a stack still resends.
+fn far(x: u32, reference: u32) -> bool {
+    x.wrapping_sub(reference).min(reference.wrapping_sub(x)) > MAX_AHEAD
 }
 
-/// A segment whose SEQ is far beyond its sender's next sequence number, or
-/// whose ACK is far beyond everything the other side sent: the receiver
+/// A segment whose SEQ is far from its sender's next sequence number, or
+/// whose ACK is far from everything the other side sent: the receiver
 /// drops it (RFC 9293 3.10.7.4: "If the ACK acks something not yet sent ...
 /// drop the segment"), so it says nothing about either side. Such segments
 /// are forged (`kaprobe poke` asks our own kernel for its numbers with one,
@@ -124,19 +127,43 @@ fn far_ahead(x: u32, reference: u32) -> bool {
 /// segment that continues the previous unacceptable one from the same side
 /// is taken as the stream's new position.
 pub fn is_unacceptable(sender: &Half, peer: &Half, seg: &Segment) -> bool {
+    out_of_place(sender, peer, seg) && !continues_doubt(sender, seg)
+}
+
+/// The segment continues the stream where the previous, unacceptable one
+/// from this side left off: the state it contradicts is the wrong one (a
+/// forged segment came first, or the capture has a gap), and `flow` starts
+/// this side again from it.
+pub fn is_resync(sender: &Half, peer: &Half, seg: &Segment) -> bool {
+    out_of_place(sender, peer, seg) && continues_doubt(sender, seg)
+}
+
+fn out_of_place(sender: &Half, peer: &Half, seg: &Segment) -> bool {
     if seg.has(flags::SYN) {
         return false;
     }
-    let seq_far = sender.next_seq.is_some_and(|n| far_ahead(seg.seq, n));
-    let ack_far = seg.has(flags::ACK) && peer.next_seq.is_some_and(|n| far_ahead(seg.ack, n));
-    if !(seq_far || ack_far) {
-        return false;
-    }
-    let continues = sender.doubt.is_some_and(|(end, ack)| {
-        let near = |x: u32, r: u32| !far_ahead(x, r) && !far_ahead(r, x);
-        near(seg.seq, end) && (!seg.has(flags::ACK) || near(seg.ack, ack))
-    });
-    !continues
+    let seq_far = sender.next_seq.is_some_and(|n| far(seg.seq, n));
+    let ack_far = seg.has(flags::ACK) && peer.next_seq.is_some_and(|n| far(seg.ack, n));
+    seq_far || ack_far || is_foreign(sender, peer, seg)
+}
+
+fn continues_doubt(sender: &Half, seg: &Segment) -> bool {
+    sender.doubt.is_some_and(|(end, ack)| {
+        !far(seg.seq, end) && (!seg.has(flags::ACK) || !far(seg.ack, ack))
+    })
+}
+
+/// A segment without timestamps from a side whose stack sends them, at
+/// numbers that are not the side's own: someone else's (`kaprobe poke`'s
+/// learning ACK, an injected segment). At its own numbers it may well be
+/// the stack's: BSD and macOS send keepalive probes (`tcp_respond`) without
+/// timestamps, at SND.NXT - 1.
+fn is_foreign(sender: &Half, peer: &Half, seg: &Segment) -> bool {
+    let seq_own = sender
+        .next_seq
+        .is_some_and(|n| seg.seq == n || seg.seq == n.wrapping_sub(1));
+    let ack_own = !seg.has(flags::ACK) || peer.next_seq == Some(seg.ack);
+    sender.timestamps && seg.tsval.is_none() && !seg.has(flags::RST) && !(seq_own && ack_own)
 }
 
 fn is_copy(sender: &Half, seg: &Segment, now: Micros) -> bool {

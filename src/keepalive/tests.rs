@@ -338,14 +338,27 @@ fn ack_a_little_ahead_is_data_the_capture_missed() {
 }
 
 #[test]
-fn old_segments_behind_the_window_are_retransmissions_not_unacceptable() {
+fn resent_data_a_window_behind_is_not_unacceptable() {
     let (client, server) = settled();
     let seg = Segment {
-        seq: 1000u32.wrapping_sub(1 << 30),
+        seq: 1000u32.wrapping_sub(1 << 20),
         payload_len: 100,
         ..c2s()
     };
     assert_ne!(
+        classify(&client, &server, &seg, 10 * SEC),
+        Shape::Unacceptable
+    );
+}
+
+#[test]
+fn seq_far_behind_anything_still_resent_is_unacceptable() {
+    let (client, server) = settled();
+    let seg = Segment {
+        seq: 1000u32.wrapping_sub(1 << 30),
+        ..c2s()
+    };
+    assert_eq!(
         classify(&client, &server, &seg, 10 * SEC),
         Shape::Unacceptable
     );
@@ -362,4 +375,44 @@ fn a_stream_that_continues_after_a_capture_gap_is_taken_again() {
         ..c2s()
     };
     assert_eq!(classify(&client, &server, &next, 10 * SEC), Shape::Other);
+}
+
+/// Both sides send timestamps (as Linux does once they are negotiated).
+fn settled_with_timestamps() -> (Half, Half) {
+    let (mut client, mut server) = settled();
+    client.timestamps = true;
+    server.timestamps = true;
+    (client, server)
+}
+
+#[test]
+fn segment_without_timestamps_at_foreign_numbers_is_unacceptable() {
+    let (client, server) = settled_with_timestamps();
+    // Near the real numbers, but not them, and no TSval: not this stack's.
+    let forged = Segment {
+        seq: 5000 + 4096,
+        ack: 1000 + 4096,
+        tsval: None,
+        ..s2c()
+    };
+    assert_eq!(
+        classify(&server, &client, &forged, 10 * SEC),
+        Shape::Unacceptable
+    );
+}
+
+/// macOS and the BSDs send keepalives through `tcp_respond`, without the
+/// timestamps the connection otherwise carries.
+#[test]
+fn bsd_keepalive_without_timestamps_is_still_a_keepalive() {
+    let (client, server) = settled_with_timestamps();
+    let probe = Segment {
+        seq: 999,
+        tsval: None,
+        ..c2s()
+    };
+    assert_eq!(
+        classify(&client, &server, &probe, 10 * SEC),
+        Shape::Keepalive
+    );
 }
