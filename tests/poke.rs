@@ -451,3 +451,61 @@ fn one_byte_probe_is_answered_and_the_connection_still_carries_data() {
     assert_eq!(outcome["result"], "held", "{outcome}");
     assert_eq!(outcome["received"], outcome["sent"], "{outcome}");
 }
+
+/// Load an nftables ruleset in namespace `ns`.
+fn nft(net: &Net, ns: &str, ruleset: &str) {
+    use std::io::Write;
+    let mut child = net
+        .cmd(ns, "nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nft (Debian package nftables)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(ruleset.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "nft -f: {ruleset}");
+}
+
+const DROP_INVALID: &str = "table inet kp {
+  chain input { type filter hook input priority 0; ct state invalid drop; }
+  chain output { type filter hook output priority 0; ct state invalid drop; }
+}";
+
+#[test]
+fn peer_behind_a_stateful_firewall_dropping_invalid_still_answers() {
+    if !privileged("peer_behind_a_stateful_firewall_dropping_invalid_still_answers") {
+        return;
+    }
+    let net = Net::new();
+    // Tracked from the handshake on, as a real firewall tracks it.
+    nft(&net, &net.b, DROP_INVALID);
+    let _server = net.peer(&net.b, &["server", B4, "7000"]);
+    let _client = net.peer(&net.a, &["client", B4, "7000", "--hold", "4"]);
+    let (v, code) = poke_json(&net, &format!("{B4}:7000"), &[]);
+    assert_eq!(v["verdict"], "alive", "{v}");
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn our_own_firewall_dropping_the_learning_ack_is_a_clear_cannot_tell() {
+    if !privileged("our_own_firewall_dropping_the_learning_ack_is_a_clear_cannot_tell") {
+        return;
+    }
+    let net = Net::new();
+    nft(&net, &net.a, DROP_INVALID);
+    let _server = net.peer(&net.b, &["server", B4, "7000"]);
+    let client = net.peer(&net.a, &["client", B4, "7000", "--hold", "4"]);
+    let (v, code) = poke_json(&net, &format!("{B4}:7000"), &[]);
+    // Conntrack on this host takes the out-of-window ACK for invalid: poke
+    // cannot learn the numbers, says so, and never guesses at a probe.
+    assert_eq!(v["verdict"], "unknown", "{v}");
+    assert_eq!(code, Some(1));
+    assert!(v["note"].as_str().unwrap().contains("cannot tell"), "{v}");
+    assert_eq!(v["probes"], 0);
+    let outcome: Value = serde_json::from_str(&client.result()).unwrap();
+    assert_eq!(outcome["result"], "held", "{outcome}");
+}

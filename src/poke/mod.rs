@@ -198,17 +198,30 @@ fn start_sessions(
             );
         } else {
             let sends = s.start(now, socket.data_outstanding());
-            transmit(sender, sends)?;
+            transmit(sender, &mut s, sends)?;
         }
         sessions.push(s);
     }
     Ok(sessions)
 }
 
-fn transmit(sender: &mut RawSender, sends: Vec<session::Send>) -> Result<(), PokeError> {
+/// Send what a session asked for. A packet the kernel refuses to send ends
+/// that session (a local firewall rule, a vanished route), not the run.
+fn transmit(
+    sender: &mut RawSender,
+    session: &mut Session,
+    sends: Vec<session::Send>,
+) -> Result<(), PokeError> {
     for session::Send(spec) in sends {
         let (packet, dst) = spec.packet()?;
-        sender.send(&packet, dst)?;
+        match sender.send(&packet, dst) {
+            Ok(()) => {}
+            Err(SendError::Send { reason, .. }) => {
+                session.send_failed(reason);
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }
@@ -249,11 +262,13 @@ fn drive(
         capture.dispatch(wait, |frame| {
             sends.extend(dispatch(sessions, &index, link, frame.data, frame.time));
         })?;
-        transmit(sender, sends)?;
+        for (i, send) in sends {
+            transmit(sender, &mut sessions[i], vec![send])?;
+        }
         let now = Instant::now();
         for s in sessions.iter_mut() {
             let sends = s.on_timer(now);
-            transmit(sender, sends)?;
+            transmit(sender, s, sends)?;
         }
     }
     Ok(())
@@ -266,7 +281,7 @@ fn dispatch(
     link: LinkType,
     data: &[u8],
     time: crate::flow::Micros,
-) -> Vec<session::Send> {
+) -> Vec<(usize, session::Send)> {
     // A frame poke cannot read is not one of the answers it awaits.
     let Ok(Some(reply)) = reply::parse(link, data) else {
         return Vec::new();
@@ -285,7 +300,10 @@ fn dispatch(
             let targets = owner.map_or(mine, |i| vec![i]);
             targets
                 .into_iter()
-                .flat_map(|i| sessions[i].on_segment(&r, time, now))
+                .flat_map(|i| {
+                    let sends = sessions[i].on_segment(&r, time, now);
+                    sends.into_iter().map(move |send| (i, send))
+                })
                 .collect()
         }
         Reply::Icmp(e) => {

@@ -415,7 +415,7 @@ impl Session {
                     self.finish(
                         Verdict::Unknown,
                         None,
-                        Some("our kernel did not answer the ACK that asks for the sequence numbers (is the connection signed with TCP-MD5/TCP-AO, or filtered here?); no probe was sent".into()),
+                        Some("our kernel did not answer the ACK that asks for the sequence numbers (is the connection signed with TCP-MD5/TCP-AO, or filtered here?); no probe was sent: cannot tell".into()),
                     );
                     return Vec::new();
                 }
@@ -454,6 +454,25 @@ impl Session {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// The kernel refused to send our segment (`sendto` failed): nothing
+    /// more can be done for this connection.
+    pub fn send_failed(&mut self, reason: nix::errno::Errno) {
+        let learning = self.sent.last().is_some_and(|s| s.kind == "learn");
+        let what = if learning {
+            "the ACK that asks our kernel for the sequence numbers"
+        } else {
+            "the probe"
+        };
+        let why = match reason {
+            nix::errno::Errno::EPERM => {
+                " (a local netfilter rule, such as `ct state invalid drop` on output, dropped it)"
+            }
+            _ => "",
+        };
+        let note = format!("this host refused to send {what}: {reason}{why}; cannot tell");
+        self.finish(Verdict::Unknown, None, Some(note));
     }
 
     /// Add to the note (what the driver found out afterwards).
