@@ -16,6 +16,7 @@ pub mod engine;
 pub mod flow;
 pub mod keepalive;
 pub mod poke;
+pub mod privilege;
 pub mod report;
 pub mod sniff;
 pub mod wire;

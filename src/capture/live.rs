@@ -37,7 +37,7 @@ const DELIVERY_DELAY: Duration = Duration::from_millis(50);
 pub enum LiveError {
     #[error("no interface named '{0}' (kaprobe sniff -D lists them)")]
     NoSuchInterface(String),
-    #[error("no permission to capture on '{0}': needs CAP_NET_RAW and CAP_NET_ADMIN: run as root or `sudo setcap cap_net_raw,cap_net_admin+ep $(command -v kaprobe)`")]
+    #[error("no permission to capture on '{0}'{missing}: needs CAP_NET_RAW and CAP_NET_ADMIN: {fix}", missing = crate::privilege::missing(), fix = crate::privilege::FIX)]
     Permission(String),
     #[error("cannot capture on '{iface}': {reason}")]
     Open { iface: String, reason: String },

@@ -17,7 +17,7 @@ use nix::sys::socket::{
 /// Why a raw packet could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    #[error("no permission to open a raw socket: needs CAP_NET_RAW: run as root or `sudo setcap cap_net_raw,cap_net_admin+ep $(command -v kaprobe)`")]
+    #[error("no permission to open a raw socket{missing}: needs CAP_NET_RAW: {fix}", missing = crate::privilege::missing(), fix = crate::privilege::FIX)]
     Permission,
     #[error("cannot open a raw {family} socket: {reason}")]
     Open { family: &'static str, reason: Errno },
