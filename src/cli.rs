@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "kaprobe",
     version,
-    about = "Make TCP keepalive visible: find keepalive probes and answers in captures, per connection",
-    after_help = "Exit status: 0 done, 2 bad input or error (results so far are still reported)."
+    about = "Make TCP keepalive visible and testable: probes and answers in captures and live traffic, and on-demand probes of idle connections",
+    after_help = "Exit status (analyze, sniff): 0 done, 2 bad input or error (results so far are still reported).\nExit status (poke): 0 all alive, 1 at least one not, 2 nothing could be poked."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -34,6 +34,28 @@ pub enum Command {
         after_help = "Examples:\n  sudo kaprobe poke 10.0.0.5:5432\n  sudo kaprobe poke '[2001:db8::5]:443' --json\n  sudo kaprobe poke 10.0.0.5 --local 10.0.0.1:40312\n  sudo kaprobe poke --all --netns my-container\n\nSends only ACK segments: keepalive probes the peer answers and discards (README: kaprobe poke, safety rules).\nExit status: 0 every poked connection alive, 1 at least one not alive, 2 nothing could be poked."
     )]
     Poke(PokeArgs),
+    /// Print a shell completion script: `kaprobe completions bash > /etc/bash_completion.d/kaprobe`.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print a man page (roff): kaprobe(1), or kaprobe-analyze(1), kaprobe-sniff(1), kaprobe-poke(1).
+    #[command(
+        after_help = "Install them all:\n  kaprobe man > kaprobe.1\n  for c in analyze sniff poke; do kaprobe man $c > kaprobe-$c.1; done"
+    )]
+    Man {
+        /// The subcommand whose page to print (default: kaprobe(1) itself).
+        #[arg(value_parser = ["analyze", "sniff", "poke"])]
+        command: Option<String>,
+    },
+}
+
+/// Shells `completions` writes for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

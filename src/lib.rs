@@ -12,6 +12,7 @@
 pub mod analyze;
 pub mod capture;
 pub mod cli;
+pub mod docs;
 pub mod engine;
 pub mod flow;
 pub mod keepalive;

@@ -11,7 +11,7 @@ use clap::Parser;
 
 use kaprobe::analyze::RunEnd;
 use kaprobe::cli::{Cli, Command, PokeArgs};
-use kaprobe::{analyze, poke, report, sniff};
+use kaprobe::{analyze, docs, poke, report, sniff};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,7 +31,13 @@ fn main() -> ExitCode {
             report::set_color(args.color, is_terminal);
             poke_end(args, &mut out)
         }
+        Command::Completions { shell } => generated(docs::completions(*shell, &mut out), out),
+        Command::Man { command } => generated(docs::man(command.as_deref(), &mut out), out),
     }
+}
+
+fn generated(result: io::Result<()>, out: impl Write) -> ExitCode {
+    report_end(result.map(|()| RunEnd { errors: Vec::new() }), out)
 }
 
 fn report_end(result: io::Result<RunEnd>, mut out: impl Write) -> ExitCode {

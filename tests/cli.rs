@@ -203,3 +203,31 @@ fn poke_into_a_missing_namespace_says_which() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("cannot enter network namespace 'kaprobe-no-such-ns'"));
 }
+
+#[test]
+fn man_pages_document_every_subcommand_and_its_flags() {
+    let main = stdout(&kaprobe(&["man"]));
+    for sub in ["kaprobe\\-analyze", "kaprobe\\-sniff", "kaprobe\\-poke"] {
+        assert!(main.contains(sub), "kaprobe(1) names {sub}");
+    }
+    let poke = kaprobe(&["man", "poke"]);
+    assert_eq!(poke.status.code(), Some(0));
+    let page = stdout(&poke);
+    assert!(page.starts_with(".ie") && page.contains(".TH kaprobe\\-poke 1"));
+    for flag in ["one\\-byte", "netns", "interval", "json"] {
+        assert!(page.contains(flag), "kaprobe-poke(1) documents --{flag}");
+    }
+    assert!(stdout(&kaprobe(&["man", "sniff"])).contains("list\\-interfaces"));
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish_know_the_subcommands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = kaprobe(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = stdout(&out);
+        for word in ["analyze", "sniff", "poke", "one-byte"] {
+            assert!(script.contains(word), "{shell} completion knows {word}");
+        }
+    }
+}
