@@ -213,7 +213,7 @@ fn man_pages_document_every_subcommand_and_its_flags() {
     let poke = kaprobe(&["man", "poke"]);
     assert_eq!(poke.status.code(), Some(0));
     let page = stdout(&poke);
-    assert!(page.starts_with(".ie") && page.contains(".TH kaprobe\\-poke 1"));
+    assert!(page.contains(".TH kaprobe-poke 1"), "{page}");
     for flag in ["one\\-byte", "netns", "interval", "json"] {
         assert!(page.contains(flag), "kaprobe-poke(1) documents --{flag}");
     }
