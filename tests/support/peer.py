@@ -3,12 +3,13 @@
 
   peer.py server ADDR PORT [--keepalive IDLE,INTVL,CNT]
   peer.py client ADDR PORT [--keepalive IDLE,INTVL,CNT] [--hold SECONDS]
-        [--user-timeout MS] [--send-every SECONDS]
+        [--user-timeout MS] [--send-every SECONDS] [--quiet-start]
 
 The server accepts one connection, answers each line it reads with the same
 line, and holds the connection open until the peer closes it or it is killed.
 The client connects, exchanges one line, then stays idle (kernel keepalive
-does the talking) for --hold seconds (or until SIGUSR1), optionally writing a line every
+does the talking) for --hold seconds (or until SIGUSR1; SIGUSR2 turns the
+writing off and on; --quiet-start begins with it off), optionally writing a line every
 --send-every seconds, and prints one line of JSON about how it ended: the
 result, and the bytes it sent and got back after the first exchange.
 Both print "ready" on stdout once listening/connected.
@@ -68,13 +69,30 @@ def client(args):
     # SIGUSR1 ends the hold early (within one --send-every period).
     stop = []
     signal.signal(signal.SIGUSR1, lambda *_: stop.append(True))
+    # SIGUSR2 turns the writing off (or on again); once off and every echo
+    # is back, one line {"caught_up": true, ...} says so.
+    toggles = []
+    signal.signal(signal.SIGUSR2, lambda *_: toggles.append(True))
+    writing = not args.quiet_start
+    told = args.quiet_start
     result = "held"
-    next_send = time.monotonic() + args.send_every if args.send_every else None
+    next_send = time.monotonic() + args.send_every if args.send_every and writing else None
     sent = received = 0
     while time.monotonic() < end and not stop:
+        if toggles:
+            toggles.clear()
+            writing = not writing
+            told = False
+            next_send = time.monotonic() if writing and args.send_every else None
+        if not writing and not told and received >= sent:
+            print(json.dumps({"caught_up": True, "sent": sent}), flush=True)
+            told = True
         timeout = end - time.monotonic()
         if next_send:
             timeout = min(timeout, max(0.0, next_send - time.monotonic()))
+        # Short waits, so that signals are seen promptly (recv resumes
+        # after a handler).
+        timeout = min(timeout, 0.05)
         sock.settimeout(max(timeout, 0.01))
         try:
             data = sock.recv(4096)
@@ -122,6 +140,7 @@ def main():
     ap.add_argument("--hold", type=float, default=5.0)
     ap.add_argument("--user-timeout", type=int)
     ap.add_argument("--send-every", type=float)
+    ap.add_argument("--quiet-start", action="store_true")
     args = ap.parse_args()
     (server if args.role == "server" else client)(args)
 
