@@ -142,7 +142,7 @@ fn hundred_pokes_in_every_peer_state_harm_no_connection() {
         }
         clients.push(net.peer(&net.a, &args));
     }
-    let dump = tcpdump(&net, &pcap);
+    let mut dump = tcpdump(&net, &pcap);
     // The server side of two connections goes silent: everything it sends
     // on them is dropped.
     nft(
@@ -215,6 +215,7 @@ fn hundred_pokes_in_every_peer_state_harm_no_connection() {
     }
     std::thread::sleep(Duration::from_millis(300));
     signal(&dump, "-INT");
+    dump.wait().unwrap();
 
     let segs = segments(&pcap);
     for (outcome, state) in outcomes.iter().zip(STATES) {
