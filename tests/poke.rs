@@ -509,3 +509,24 @@ fn our_own_firewall_dropping_the_learning_ack_is_a_clear_cannot_tell() {
     let outcome: Value = serde_json::from_str(&client.result()).unwrap();
     assert_eq!(outcome["result"], "held", "{outcome}");
 }
+
+#[test]
+fn poke_refuses_a_tcp_md5_connection_and_sends_nothing() {
+    if !privileged("poke_refuses_a_tcp_md5_connection_and_sends_nothing") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(
+        &net.b,
+        &["server", B4, "7000", "--md5", "kaprobe", "--md5-peer", A4],
+    );
+    let _client = net.peer(
+        &net.a,
+        &["client", B4, "7000", "--md5", "kaprobe", "--hold", "3"],
+    );
+    let (v, code) = poke_json(&net, &format!("{B4}:7000"), &[]);
+    assert_eq!(v["verdict"], "unknown", "{v}");
+    assert_eq!(code, Some(1));
+    assert!(v["note"].as_str().unwrap().contains("TCP-MD5"), "{v}");
+    assert!(v["sent"].as_array().unwrap().is_empty(), "nothing sent: {v}");
+}

@@ -3,7 +3,7 @@
 
   peer.py server ADDR PORT [--keepalive IDLE,INTVL,CNT]
   peer.py client ADDR PORT [--keepalive IDLE,INTVL,CNT] [--hold SECONDS]
-        [--user-timeout MS] [--send-every SECONDS] [--quiet-start]
+        [--user-timeout MS] [--send-every SECONDS] [--quiet-start] [--md5 KEY]
 
 The server accepts one connection, answers each line it reads with the same
 line, and holds the connection open until the peer closes it or it is killed.
@@ -19,6 +19,7 @@ import errno  # noqa: F401 (errno values appear in results)
 import json
 import signal
 import socket
+import struct
 import sys
 import time
 
@@ -33,6 +34,24 @@ def keepalive(sock, spec):
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, cnt)
 
 
+def md5_key(sock, peer_addr, key):
+    """TCP-MD5 (RFC 2385) for segments to and from `peer_addr`: struct
+    tcp_md5sig from linux/tcp.h (sockaddr_storage, flags, prefixlen, keylen,
+    ifindex, key[80])."""
+    if not key:
+        return
+    fam = family(peer_addr)
+    if fam == socket.AF_INET:
+        addr = struct.pack("=H2s4s", socket.AF_INET, b"\0\0", socket.inet_pton(fam, peer_addr))
+    else:
+        addr = struct.pack("=H2sI16sI", socket.AF_INET6, b"\0\0", 0, socket.inet_pton(fam, peer_addr), 0)
+    addr = addr.ljust(128, b"\0")
+    raw = key.encode()
+    sig = addr + struct.pack("=BBHI", 0, 0, len(raw), 0) + raw.ljust(80, b"\0")
+    TCP_MD5SIG = 14
+    sock.setsockopt(socket.IPPROTO_TCP, TCP_MD5SIG, sig)
+
+
 def family(addr):
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
@@ -40,6 +59,7 @@ def family(addr):
 def server(args):
     lsock = socket.socket(family(args.addr), socket.SOCK_STREAM)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    md5_key(lsock, args.md5_peer or args.addr, args.md5)
     lsock.bind((args.addr, args.port))
     lsock.listen(8)
     print("ready", flush=True)
@@ -57,7 +77,10 @@ def server(args):
 
 
 def client(args):
-    sock = socket.create_connection((args.addr, args.port), timeout=5)
+    sock = socket.socket(family(args.addr), socket.SOCK_STREAM)
+    md5_key(sock, args.addr, args.md5)
+    sock.settimeout(5)
+    sock.connect((args.addr, args.port))
     sock.settimeout(None)
     keepalive(sock, args.keepalive)
     if args.user_timeout:
@@ -141,6 +164,8 @@ def main():
     ap.add_argument("--user-timeout", type=int)
     ap.add_argument("--send-every", type=float)
     ap.add_argument("--quiet-start", action="store_true")
+    ap.add_argument("--md5", help="TCP-MD5 key for the connection")
+    ap.add_argument("--md5-peer", help="server: the client address the key is for")
     args = ap.parse_args()
     (server if args.role == "server" else client)(args)
 
