@@ -528,5 +528,8 @@ fn poke_refuses_a_tcp_md5_connection_and_sends_nothing() {
     assert_eq!(v["verdict"], "unknown", "{v}");
     assert_eq!(code, Some(1));
     assert!(v["note"].as_str().unwrap().contains("TCP-MD5"), "{v}");
-    assert!(v["sent"].as_array().unwrap().is_empty(), "nothing sent: {v}");
+    assert!(
+        v["sent"].as_array().unwrap().is_empty(),
+        "nothing sent: {v}"
+    );
 }
