@@ -232,3 +232,18 @@ fn pcapng_with_an_unknown_block_reads_as_without() {
     assert_eq!(summary["keepalives"], plain["keepalives"]);
     assert_eq!(summary["frames"], plain["frames"]);
 }
+
+/// Found by the `capture_file` fuzz target: a pcapng interface counting in
+/// whole seconds, one packet stamped ~1.7e19 of them after 1970. The idle
+/// time and the duration were subtractions that overflowed.
+#[test]
+fn timestamp_far_out_of_range_is_analyzed_without_overflow() {
+    let bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/capture_file/idle-time-overflow-on-out-of-range-timestamp.pcapng"),
+    )
+    .unwrap();
+    let out = analyze("far-timestamp.pcapng", &bytes);
+    let summary = assert_handled("far timestamp", &out);
+    assert_eq!(summary["frames"], 3);
+}

@@ -143,14 +143,28 @@ fn end_or_error<T>(path: &Path, record: u64, e: pcap::Error) -> Result<Option<T>
     }
 }
 
+/// Capture times are kept within ±2^61 µs (some 73,000 years either side of
+/// 1970), so that the difference of any two fits in an `i64`: idle times,
+/// RTTs and durations are plain subtractions downstream.
+pub const TIME_LIMIT: Micros = 1 << 61;
+
+/// A capture time from a record's timestamp.
+///
+/// Timestamps are whatever the file says: a pcapng interface may count in
+/// whole seconds and stamp a packet 1.7e19 of them after 1970 (found by the
+/// `capture_file` fuzz target, where the idle time then overflowed).
+/// Saturate, then clamp to [`TIME_LIMIT`].
+fn micros(sec: i64, usec: i64) -> Micros {
+    sec.saturating_mul(1_000_000)
+        .saturating_add(usec)
+        .clamp(-TIME_LIMIT, TIME_LIMIT)
+}
+
 fn frame<'a>(number: u64, header: &pcap::PacketHeader, data: &'a [u8]) -> Frame<'a> {
     let ts = header.ts;
-    // Timestamps are whatever the file says: saturate, never overflow. The
-    // conversions are no-ops where time_t is 64 bits, not everywhere.
+    // The conversions are no-ops where time_t is 64 bits, not everywhere.
     #[allow(clippy::useless_conversion)]
-    let time = i64::from(ts.tv_sec)
-        .saturating_mul(1_000_000)
-        .saturating_add(i64::from(ts.tv_usec));
+    let time = micros(i64::from(ts.tv_sec), i64::from(ts.tv_usec));
     Frame {
         number,
         time,
@@ -180,4 +194,30 @@ fn open_reason(path: &Path, err: &pcap::Error) -> String {
         return format!("{text} (the file is cut short)");
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_timestamps_are_exact() {
+        assert_eq!(micros(1_796_193_566, 72_325), 1_796_193_566_072_325);
+        assert_eq!(micros(0, 0), 0);
+    }
+
+    /// Regression: fuzz/crashes/capture_file/idle-time-overflow-on-out-of-range-timestamp.pcapng.
+    #[test]
+    fn out_of_range_timestamps_leave_room_for_any_difference() {
+        for (sec, usec) in [
+            (i64::MAX, 999_999),
+            (i64::MIN, 0),
+            (17_000_000_000_000_000, 0),
+        ] {
+            let t = micros(sec, usec);
+            assert!(t.abs() <= TIME_LIMIT);
+            let _ = t - (-TIME_LIMIT);
+            let _ = (-TIME_LIMIT) - t;
+        }
+    }
 }
