@@ -8,8 +8,6 @@
 
 use std::collections::VecDeque;
 
-use foldhash::HashMap;
-
 use crate::flow::{Flow, FlowKey, Micros, Resend, Side};
 use crate::keepalive::{self, Answer, Event, EventKind, Pending, Shape};
 use crate::report::{ConnectionReport, ProberStats};
@@ -198,7 +196,7 @@ impl Totals {
 /// The connection table and the rules applied to it.
 #[derive(Default)]
 pub struct Engine {
-    conns: HashMap<FlowKey, Conn>,
+    conns: Table,
     /// Closed connections in order of closing: (close time, key, stream).
     closed: VecDeque<(Micros, FlowKey, u64)>,
     pub totals: Totals,
@@ -253,7 +251,7 @@ impl Engine {
         }
         let totals = &mut self.totals;
         let open = self.conns.len() as u64 + 1;
-        let conn = self.conns.entry(key).or_insert_with(|| {
+        let conn = self.conns.get_or_insert_with(key, || {
             totals.connections += 1;
             totals.peak_open = totals.peak_open.max(open);
             Conn::new(totals.connections - 1, at)
@@ -555,6 +553,10 @@ impl Engine {
 
 /// What decoding one frame gave.
 pub type Decoded = Result<Option<Segment>, crate::wire::DecodeError>;
+
+mod table;
+
+use table::Table;
 
 #[cfg(test)]
 mod tests;

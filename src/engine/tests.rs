@@ -474,11 +474,3 @@ fn capture_beginning_with_a_forged_ack_recovers_on_the_real_segments() {
     assert_eq!(run.kinds(), [EventKind::Keepalive, EventKind::KeepaliveAck]);
     assert_eq!(run.only().verdict, Verdict::Alive);
 }
-
-/// The table entry is what every segment touches: keep it at three cache
-/// lines (docs/PERFORMANCE.md, the analyze section).
-#[test]
-fn table_entry_fits_three_cache_lines() {
-    assert_eq!(std::mem::size_of::<crate::flow::Half>(), 64);
-    assert!(std::mem::size_of::<(FlowKey, Conn)>() <= 192);
-}
