@@ -55,7 +55,7 @@ impl Table {
         let state = &self.state;
         match self
             .slots
-            .entry(hash, |s| s.key == key, |s| state.hash_one(&s.key))
+            .entry(hash, |s| s.key == key, |s| state.hash_one(s.key))
         {
             Entry::Occupied(o) => &mut o.into_mut().conn,
             Entry::Vacant(v) => &mut v.insert(Slot { key, conn: new() }).into_mut().conn,
@@ -72,7 +72,7 @@ impl Table {
 
     pub fn shrink_to(&mut self, min: usize) {
         let state = &self.state;
-        self.slots.shrink_to(min, |s| state.hash_one(&s.key));
+        self.slots.shrink_to(min, |s| state.hash_one(s.key));
     }
 }
 
