@@ -51,6 +51,7 @@ impl Shape {
 
 /// Classify `seg`, sent by the side whose state is `sender`, to the side whose
 /// state is `peer`; both as they were before `seg`.
+#[inline]
 pub fn classify(sender: &Half, peer: &Half, seg: &Segment, now: Micros) -> Shape {
     if is_copy(sender, seg, now) {
         return Shape::Copy;
@@ -134,6 +135,7 @@ pub fn is_unacceptable(sender: &Half, peer: &Half, seg: &Segment) -> bool {
 /// from this side left off: the state it contradicts is the wrong one (a
 /// forged segment came first, or the capture has a gap), and `flow` starts
 /// this side again from it.
+#[inline]
 pub fn is_resync(sender: &Half, peer: &Half, seg: &Segment) -> bool {
     out_of_place(sender, peer, seg) && continues_doubt(sender, seg)
 }
