@@ -25,6 +25,7 @@ pub(super) struct Table {
 }
 
 impl Table {
+    #[inline]
     fn hash(&self, key: &FlowKey) -> u64 {
         self.state.hash_one(key)
     }
@@ -50,6 +51,7 @@ impl Table {
 
     /// The connection under `key`, made by `new` if there is none: one
     /// lookup either way.
+    #[inline]
     pub fn get_or_insert_with(&mut self, key: FlowKey, new: impl FnOnce() -> Conn) -> &mut Conn {
         let hash = self.hash(&key);
         let state = &self.state;
