@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use crate::flow::{Half, Micros};
+use crate::flow::{Fingerprint, Half, Micros};
 use crate::wire::{flags, Endpoint, Segment};
 
 pub const CLIENT: &str = "192.0.2.1:40000";
@@ -45,14 +45,17 @@ pub fn s2c() -> Segment {
 /// A side that has sent up to `next` and acknowledged the peer up to `ack`,
 /// advertising `window`; its last segment `last` µs ago at time `now`.
 pub fn half(next: u32, ack: u32, window: u16) -> Half {
-    Half {
-        next_seq: Some(next),
-        ack: Some(ack),
-        window: Some(window),
-        last_time: Some(0),
-        last_nonprobe: Some(0),
-        ..Half::default()
-    }
+    let mut h = Half::default();
+    // As if the side had sent one segment at time 0 with these numbers.
+    let seg = Segment {
+        seq: next,
+        ack,
+        window,
+        ..c2s()
+    };
+    h.sent(&seg, 0, false, &mut None);
+    h.last_print = Fingerprint::default();
+    h
 }
 
 pub const SEC: Micros = 1_000_000;

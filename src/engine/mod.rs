@@ -8,9 +8,7 @@
 
 use std::collections::VecDeque;
 
-use foldhash::HashMap;
-
-use crate::flow::{Flow, FlowKey, Micros, Side};
+use crate::flow::{Flow, FlowKey, Micros, Resend, Side};
 use crate::keepalive::{self, Answer, Event, EventKind, Pending, Shape};
 use crate::report::{ConnectionReport, ProberStats};
 use crate::wire::{flags, Segment};
@@ -58,35 +56,118 @@ pub enum Output<'a> {
 }
 
 /// Everything kept about one connection.
+///
+/// The table holds this inline, and every segment reads and writes it, so it
+/// is only what a segment touches: both halves of the flow, the last time
+/// and the packet count (152 bytes; with its key, 192 bytes per entry, three
+/// cache lines). What a segment rarely needs (the probers' statistics, the
+/// probes waiting for an answer, where the connection began) is behind
+/// `cold`.
 #[derive(Clone, Debug)]
 pub struct Conn {
-    /// 0-based index in order of first appearance (as tshark's tcp.stream).
-    pub stream: u64,
     pub flow: Flow,
-    pub pending: [Option<Pending>; 2],
-    pub probers: [Option<Box<ProberStats>>; 2],
-    pub first: FrameRef,
     pub last_time: Micros,
-    pub packets: u64,
-    pub closed_at: Option<Micros>,
+    /// The low 32 bits of the packet count (the rest is in `cold`).
+    packets: u32,
+    /// Bit `side` set: `cold.pending[side]` holds a probe.
+    pending: u8,
+    cold: Box<Cold>,
+}
+
+/// What a segment of a connection rarely reads or writes.
+#[derive(Clone, Debug)]
+struct Cold {
+    /// 0-based index in order of first appearance (as tshark's tcp.stream).
+    stream: u64,
+    pending: [Option<Pending>; 2],
+    probers: [Option<Box<ProberStats>>; 2],
+    first: FrameRef,
+    closed_at: Option<Micros>,
+    /// When each side began resending (see [`Resend`]).
+    resend: [Resend; 2],
+    /// The packet count above its low 32 bits.
+    packets_high: u32,
 }
 
 impl Conn {
     fn new(stream: u64, at: FrameRef) -> Conn {
         Conn {
-            stream,
             flow: Flow::default(),
-            pending: [None, None],
-            probers: [None, None],
-            first: at,
             last_time: at.time,
             packets: 0,
-            closed_at: None,
+            pending: 0,
+            cold: Box::new(Cold {
+                stream,
+                pending: [None, None],
+                probers: [None, None],
+                first: at,
+                closed_at: None,
+                resend: [None, None],
+                packets_high: 0,
+            }),
         }
     }
 
+    /// 0-based index in order of first appearance (as tshark's tcp.stream).
+    pub fn stream(&self) -> u64 {
+        self.cold.stream
+    }
+
+    /// Where the connection's first segment was.
+    pub fn first(&self) -> FrameRef {
+        self.cold.first
+    }
+
+    pub fn packets(&self) -> u64 {
+        u64::from(self.cold.packets_high) << 32 | u64::from(self.packets)
+    }
+
+    fn count_packet(&mut self) {
+        self.packets = self.packets.wrapping_add(1);
+        if self.packets == 0 {
+            self.cold.packets_high += 1;
+        }
+    }
+
+    /// The keepalive statistics of each side, where it probed.
+    pub fn probers(&self) -> &[Option<Box<ProberStats>>; 2] {
+        &self.cold.probers
+    }
+
+    /// When `side` began resending the data it has outstanding, if it is.
+    pub fn resending_since(&self, side: Side) -> Option<Micros> {
+        self.cold.resend[side as usize]
+    }
+
+    /// The probe from `side` waiting for its answer.
+    pub fn pending(&self, side: Side) -> Option<Pending> {
+        if self.pending & (1 << side as u8) == 0 {
+            return None;
+        }
+        self.cold.pending[side as usize]
+    }
+
+    fn set_pending(&mut self, side: Side, p: Option<Pending>) {
+        let b = 1 << side as u8;
+        if p.is_none() && self.pending & b == 0 {
+            return;
+        }
+        self.pending = if p.is_some() {
+            self.pending | b
+        } else {
+            self.pending & !b
+        };
+        self.cold.pending[side as usize] = p;
+    }
+
     fn prober(&mut self, side: Side) -> &mut ProberStats {
-        self.probers[side as usize].get_or_insert_with(Default::default)
+        self.cold.probers[side as usize].get_or_insert_with(Default::default)
+    }
+
+    /// Apply `seg`'s effect on the flow (see [`Flow::update`]).
+    fn update_flow(&mut self, side: Side, seg: &Segment, now: Micros, probe: bool) {
+        let resend = &mut self.cold.resend;
+        self.flow.update(side, seg, now, probe, resend);
     }
 }
 
@@ -115,7 +196,7 @@ impl Totals {
 /// The connection table and the rules applied to it.
 #[derive(Default)]
 pub struct Engine {
-    conns: HashMap<FlowKey, Conn>,
+    conns: Table,
     /// Closed connections in order of closing: (close time, key, stream).
     closed: VecDeque<(Micros, FlowKey, u64)>,
     pub totals: Totals,
@@ -170,12 +251,12 @@ impl Engine {
         }
         let totals = &mut self.totals;
         let open = self.conns.len() as u64 + 1;
-        let conn = self.conns.entry(key).or_insert_with(|| {
+        let conn = self.conns.get_or_insert_with(key, || {
             totals.connections += 1;
             totals.peak_open = totals.peak_open.max(open);
             Conn::new(totals.connections - 1, at)
         });
-        conn.packets += 1;
+        conn.count_packet();
         conn.last_time = at.time;
         let live = self.live.is_some();
         let shape = step(conn, &key, side, seg, at, live, &mut |e| {
@@ -188,7 +269,7 @@ impl Engine {
             _ => {}
         }
         if live && shape == Shape::Keepalive {
-            let stream = conn.stream;
+            let stream = conn.stream();
             let probe = Waiting {
                 time: at.time,
                 key,
@@ -201,9 +282,9 @@ impl Engine {
                 .due
                 .min(at.time.saturating_add(self.live.map_or(0, |l| l.grace)));
         }
-        if conn.closed_at.is_none() && conn.flow.closed() {
-            conn.closed_at = Some(at.time);
-            self.closed.push_back((at.time, key, conn.stream));
+        if conn.flow.closed() && conn.cold.closed_at.is_none() {
+            conn.cold.closed_at = Some(at.time);
+            self.closed.push_back((at.time, key, conn.stream()));
             self.due = self.due.min(at.time.saturating_add(CLOSED_LINGER));
         }
     }
@@ -237,11 +318,11 @@ impl Engine {
                 break;
             }
             self.waiting.pop_front();
-            let Some(conn) = self.conns.get(&w.key).filter(|c| c.stream == w.stream) else {
+            let Some(conn) = self.conns.get(&w.key).filter(|c| c.stream() == w.stream) else {
                 continue;
             };
-            let still = conn.pending[w.side as usize].is_some_and(|p| p.frame == w.frame);
-            let Some(stats) = conn.probers[w.side as usize].as_deref().filter(|_| still) else {
+            let still = conn.pending(w.side).is_some_and(|p| p.frame == w.frame);
+            let Some(stats) = conn.probers()[w.side as usize].as_deref().filter(|_| still) else {
                 continue;
             };
             let e = Event {
@@ -279,7 +360,7 @@ impl Engine {
                 break;
             }
             self.closed.pop_front();
-            if self.conns.get(&key).is_some_and(|c| c.stream == stream) {
+            if self.conns.get(&key).is_some_and(|c| c.stream() == stream) {
                 if let Some(conn) = self.conns.remove(&key) {
                     out(Output::Connection(Box::new(ConnectionReport::new(
                         &key, &conn,
@@ -302,7 +383,7 @@ impl Engine {
         let mut rest: Vec<(FlowKey, Conn)> = self.conns.drain().collect();
         for (_, conn) in rest.iter_mut() {
             for side in [Side::Lo, Side::Hi] {
-                let young = conn.pending[side as usize].is_some_and(|p| {
+                let young = conn.pending(side).is_some_and(|p| {
                     p.shape == Shape::Keepalive && now.saturating_sub(p.time) < grace
                 });
                 if young {
@@ -310,7 +391,7 @@ impl Engine {
                 }
             }
         }
-        rest.sort_unstable_by_key(|(_, c)| c.stream);
+        rest.sort_unstable_by_key(|(_, c)| c.stream());
         for (key, conn) in rest {
             out(Output::Connection(Box::new(ConnectionReport::new(
                 &key, &conn,
@@ -361,10 +442,10 @@ fn step(
     }
     if shape == Shape::Unacceptable {
         let end = seg.seq.wrapping_add(seg.seq_len());
-        conn.flow.half_mut(side).doubt = Some((end, seg.ack));
+        conn.flow.half_mut(side).set_doubt(Some((end, seg.ack)));
         return shape;
     }
-    conn.flow.half_mut(side).doubt = None;
+    conn.flow.half_mut(side).set_doubt(None);
     let event = |kind, rtt: Option<Micros>, probe_frame| Event {
         kind,
         file: at.file,
@@ -382,9 +463,9 @@ fn step(
         interval: None,
     };
     // Does this segment answer the peer's probe?
-    if let Some(p) = conn.pending[peer as usize] {
+    if let Some(p) = conn.pending(peer) {
         if let Some(answer) = keepalive::answer(&p, seg, shape) {
-            conn.pending[peer as usize] = None;
+            conn.set_pending(peer, None);
             let rtt = at.time - p.time;
             let kind = match (answer, p.shape) {
                 (Answer::Ack, _) => {
@@ -405,9 +486,9 @@ fn step(
     }
     match shape {
         Shape::Keepalive => {
-            let idle = match conn.pending[side as usize] {
+            let idle = match conn.pending(side) {
                 Some(_) => None,
-                None => conn.flow.half(peer).last_nonprobe.map(|t| at.time - t),
+                None => conn.flow.half(peer).last_nonprobe().map(|t| at.time - t),
             };
             let (len, byte) = (seg.payload_len, seg.first_byte);
             conn.prober(side).probe(at.time, idle, len, byte);
@@ -419,7 +500,7 @@ fn step(
         }
         _ => {
             if seg.has(flags::RST) {
-                if let Some(stats) = conn.probers[side as usize].as_mut() {
+                if let Some(stats) = conn.cold.probers[side as usize].as_mut() {
                     if stats.prober_reset() && live {
                         emit(&Event {
                             time: at.time,
@@ -433,13 +514,16 @@ fn step(
             }
         }
     }
-    conn.pending[side as usize] = shape.is_probe().then_some(Pending {
-        shape,
-        seq: seg.seq,
-        time: at.time,
-        frame: at.frame,
-    });
-    conn.flow.update(side, seg, at.time, shape.is_probe());
+    conn.set_pending(
+        side,
+        shape.is_probe().then_some(Pending {
+            shape,
+            seq: seg.seq,
+            time: at.time,
+            frame: at.frame,
+        }),
+    );
+    conn.update_flow(side, seg, at.time, shape.is_probe());
     shape
 }
 
@@ -469,6 +553,10 @@ impl Engine {
 
 /// What decoding one frame gave.
 pub type Decoded = Result<Option<Segment>, crate::wire::DecodeError>;
+
+mod table;
+
+use table::Table;
 
 #[cfg(test)]
 mod tests;

@@ -18,21 +18,30 @@ pub type Micros = i64;
 
 /// A connection: its two endpoints in canonical order plus its VLAN tags.
 ///
-/// Packed into 48 bytes and hashed as three words, because every segment
-/// looks it up.
+/// Packed into 40 bytes (the addresses as two 64-bit words each, so the key
+/// needs no 16-byte alignment) and hashed as three words, because every
+/// segment looks it up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
-    lo_addr: u128,
-    hi_addr: u128,
+    lo_addr: [u64; 2],
+    hi_addr: [u64; 2],
     lo_port: u16,
     hi_port: u16,
     pub vlan: VlanTags,
 }
 
+fn split(ip: u128) -> [u64; 2] {
+    [(ip >> 64) as u64, ip as u64]
+}
+
+fn join([hi, lo]: [u64; 2]) -> u128 {
+    u128::from(hi) << 64 | u128::from(lo)
+}
+
 impl Hash for FlowKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u128(self.lo_addr);
-        state.write_u128(self.hi_addr);
+        state.write_u128(join(self.lo_addr));
+        state.write_u128(join(self.hi_addr));
         let [v0, v1] = self.vlan;
         let rest = u64::from(self.lo_port)
             | u64::from(self.hi_port) << 16
@@ -68,8 +77,8 @@ impl FlowKey {
             (dst, src, Side::Hi)
         };
         let key = FlowKey {
-            lo_addr: lo.ip,
-            hi_addr: hi.ip,
+            lo_addr: split(lo.ip),
+            hi_addr: split(hi.ip),
             lo_port: lo.port,
             hi_port: hi.port,
             vlan: seg.vlan,
@@ -80,12 +89,12 @@ impl FlowKey {
     pub fn endpoint(&self, side: Side) -> SocketAddr {
         match side {
             Side::Lo => Endpoint {
-                ip: self.lo_addr,
+                ip: join(self.lo_addr),
                 port: self.lo_port,
             }
             .socket_addr(),
             Side::Hi => Endpoint {
-                ip: self.hi_addr,
+                ip: join(self.hi_addr),
                 port: self.hi_port,
             }
             .socket_addr(),
@@ -94,15 +103,34 @@ impl FlowKey {
 }
 
 /// The identity of a segment as a capture would repeat it byte for byte.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+///
+/// The TSval is stored with a presence flag rather than as `Option<u32>`, so
+/// that the fingerprint packs into 24 bytes of the flow table entry.
+#[derive(Clone, Copy, Debug, Default, Eq)]
 pub struct Fingerprint {
     seq: u32,
     ack: u32,
     len: u32,
+    /// 0 when `has_tsval` is false, so equal fingerprints compare equal.
+    tsval: u32,
     window: u16,
     ip_id: u16,
     flags: u8,
-    tsval: Option<u32>,
+    has_tsval: bool,
+}
+
+impl PartialEq for Fingerprint {
+    /// Every field, without a branch per field.
+    fn eq(&self, o: &Fingerprint) -> bool {
+        (self.seq == o.seq)
+            & (self.ack == o.ack)
+            & (self.len == o.len)
+            & (self.tsval == o.tsval)
+            & (self.window == o.window)
+            & (self.ip_id == o.ip_id)
+            & (self.flags == o.flags)
+            & (self.has_tsval == o.has_tsval)
+    }
 }
 
 impl Fingerprint {
@@ -111,100 +139,232 @@ impl Fingerprint {
             seq: seg.seq,
             ack: seg.ack,
             len: seg.payload_len,
+            tsval: seg.tsval.unwrap_or(0),
             window: seg.window,
             ip_id: seg.ip_id,
             flags: seg.flags,
-            tsval: seg.tsval,
+            has_tsval: seg.tsval.is_some(),
         }
     }
 }
 
+/// Bits of [`Half::bits`]: which optional fields hold a value, and the
+/// side's boolean state.
+mod bit {
+    pub const NEXT_SEQ: u16 = 1 << 0;
+    pub const ACK: u16 = 1 << 1;
+    pub const WINDOW: u16 = 1 << 2;
+    pub const FIN: u16 = 1 << 3;
+    pub const RST: u16 = 1 << 4;
+    pub const TIMESTAMPS: u16 = 1 << 5;
+    pub const LAST_TIME: u16 = 1 << 6;
+    pub const LAST_NONPROBE: u16 = 1 << 7;
+    pub const DOUBT: u16 = 1 << 8;
+    /// Data resent since the peer's ACK last moved: `resending_since` is
+    /// kept outside the half (see [`Resend`]).
+    pub const RESENDING: u16 = 1 << 9;
+    /// This side sent the connection's first SYN without ACK.
+    pub const SYN_FROM: u16 = 1 << 10;
+}
+
 /// What one direction of a connection has shown so far.
+///
+/// Every segment reads and writes both halves of its connection, so a half
+/// is packed into 64 bytes (one cache line): the optional fields are a value
+/// plus a bit in `bits`, read through the accessors. The one rarely used
+/// field, when resending began, lives with the connection's cold data and is
+/// passed in where it changes.
 #[derive(Clone, Debug, Default)]
 pub struct Half {
-    /// Highest seq + len sent (SYN and FIN count one), or what the peer has
-    /// acknowledged if that is higher (segments the capture missed).
-    pub next_seq: Option<u32>,
-    /// Highest ACK number this side has sent.
-    pub ack: Option<u32>,
-    /// Latest window this side advertised.
-    pub window: Option<u16>,
-    /// This side has sent a FIN.
-    pub fin: bool,
-    /// This side has sent an RST.
-    pub rst: bool,
-    /// This side's last segment: when, and its fingerprint (to spot copies).
-    pub last_time: Option<Micros>,
+    next_seq: u32,
+    ack: u32,
+    last_time: Micros,
+    last_nonprobe: Micros,
+    doubt: (u32, u32),
+    /// This side's last segment's fingerprint (to spot copies); its time is
+    /// `last_time`.
     pub last_print: Fingerprint,
-    /// When this side last sent a segment that was not a probe.
-    pub last_nonprobe: Option<Micros>,
+    window: u16,
+    bits: u16,
     /// Data segments resent since the peer's ACK last moved forward.
     pub resent_since_ack: u32,
-    /// When data from this side was first resent without the peer's ACK moving.
-    pub resending_since: Option<Micros>,
+}
+
+/// The time data from a side was first resent without the peer's ACK
+/// moving, kept outside the hot [`Half`]: `None` until it starts.
+pub type Resend = Option<Micros>;
+
+impl Half {
+    fn has(&self, b: u16) -> bool {
+        self.bits & b != 0
+    }
+
+    fn set(&mut self, b: u16, on: bool) {
+        self.bits = (self.bits & !b) | (u16::from(on) * b);
+    }
+
+    fn get<T>(&self, b: u16, value: T) -> Option<T> {
+        self.has(b).then_some(value)
+    }
+
+    /// Highest seq + len sent (SYN and FIN count one), or what the peer has
+    /// acknowledged if that is higher (segments the capture missed).
+    pub fn next_seq(&self) -> Option<u32> {
+        self.get(bit::NEXT_SEQ, self.next_seq)
+    }
+
+    pub fn set_next_seq(&mut self, v: Option<u32>) {
+        self.next_seq = v.unwrap_or(0);
+        self.set(bit::NEXT_SEQ, v.is_some());
+    }
+
+    /// Highest ACK number this side has sent.
+    pub fn ack(&self) -> Option<u32> {
+        self.get(bit::ACK, self.ack)
+    }
+
+    pub fn set_ack(&mut self, v: Option<u32>) {
+        self.ack = v.unwrap_or(0);
+        self.set(bit::ACK, v.is_some());
+    }
+
+    /// Latest window this side advertised.
+    pub fn window(&self) -> Option<u16> {
+        self.get(bit::WINDOW, self.window)
+    }
+
+    /// This side has sent a FIN.
+    pub fn fin(&self) -> bool {
+        self.has(bit::FIN)
+    }
+
+    pub fn set_fin(&mut self, on: bool) {
+        self.set(bit::FIN, on);
+    }
+
+    /// This side has sent an RST.
+    pub fn rst(&self) -> bool {
+        self.has(bit::RST)
+    }
+
+    /// When this side's last segment was seen (its fingerprint is
+    /// `last_print`).
+    pub fn last_time(&self) -> Option<Micros> {
+        self.get(bit::LAST_TIME, self.last_time)
+    }
+
+    pub fn set_last_time(&mut self, v: Option<Micros>) {
+        self.last_time = v.unwrap_or(0);
+        self.set(bit::LAST_TIME, v.is_some());
+    }
+
+    /// When this side last sent a segment that was not a probe.
+    pub fn last_nonprobe(&self) -> Option<Micros> {
+        self.get(bit::LAST_NONPROBE, self.last_nonprobe)
+    }
+
+    pub fn set_last_nonprobe(&mut self, v: Option<Micros>) {
+        self.last_nonprobe = v.unwrap_or(0);
+        self.set(bit::LAST_NONPROBE, v.is_some());
+    }
+
     /// The last unacceptable segment from this side (end of its sequence
     /// space, its ACK), until an acceptable one comes.
-    pub doubt: Option<(u32, u32)>,
+    pub fn doubt(&self) -> Option<(u32, u32)> {
+        self.get(bit::DOUBT, self.doubt)
+    }
+
+    pub fn set_doubt(&mut self, v: Option<(u32, u32)>) {
+        self.doubt = v.unwrap_or((0, 0));
+        self.set(bit::DOUBT, v.is_some());
+    }
+
     /// This side's last segment carried a timestamp option: a stack that
     /// negotiated timestamps puts one on every segment but RSTs (RFC 7323
     /// 3.2), so one without did not come from that stack.
-    pub timestamps: bool,
-}
+    pub fn timestamps(&self) -> bool {
+        self.has(bit::TIMESTAMPS)
+    }
 
-impl Half {
+    pub fn set_timestamps(&mut self, on: bool) {
+        self.set(bit::TIMESTAMPS, on);
+    }
+
+    /// Data from this side has been resent since the peer's ACK last moved
+    /// (the time it began is the connection's [`Resend`]).
+    pub fn resending(&self) -> bool {
+        self.has(bit::RESENDING)
+    }
+
     /// Record a segment this side sent; `probe` says the rules took it for a
-    /// keepalive or zero-window probe.
-    pub fn sent(&mut self, seg: &Segment, now: Micros, probe: bool) {
+    /// keepalive or zero-window probe. `resend` is when this side began
+    /// resending, if it has.
+    #[inline]
+    pub fn sent(&mut self, seg: &Segment, now: Micros, probe: bool, resend: &mut Resend) {
         let end = seg.seq.wrapping_add(seg.seq_len());
-        match self.next_seq {
-            Some(next) if !seq_after(end, next) => {
-                // Data (or a FIN) that does not reach past what was already
-                // sent is a retransmission, unless it is a 1-byte probe.
-                if !probe && (seg.payload_len > 0 || seg.has(flags::FIN)) {
-                    self.resent_since_ack += 1;
-                    self.resending_since.get_or_insert(now);
+        // The bits are gathered here and stored once.
+        let mut bits = self.bits;
+        if bits & bit::NEXT_SEQ != 0 && !seq_after(end, self.next_seq) {
+            // Data (or a FIN) that does not reach past what was already
+            // sent is a retransmission, unless it is a 1-byte probe.
+            if !probe && (seg.payload_len > 0 || seg.has(flags::FIN)) {
+                self.resent_since_ack = self.resent_since_ack.wrapping_add(1);
+                if bits & bit::RESENDING == 0 {
+                    bits |= bit::RESENDING;
+                    *resend = Some(now);
                 }
             }
-            _ => self.next_seq = Some(end),
+        } else {
+            self.next_seq = end;
+            bits |= bit::NEXT_SEQ;
         }
-        if seg.has(flags::ACK) {
-            match self.ack {
-                Some(a) if !seq_after(seg.ack, a) => {}
-                _ => self.ack = Some(seg.ack),
-            }
+        if seg.has(flags::ACK) && (bits & bit::ACK == 0 || seq_after(seg.ack, self.ack)) {
+            self.ack = seg.ack;
+            bits |= bit::ACK;
         }
         // An RST's window field means nothing (RFC 9293 3.10.7.1 ignores it).
         if !seg.has(flags::RST) {
-            self.window = Some(seg.window);
+            self.window = seg.window;
+            let ts = if seg.tsval.is_some() {
+                bit::TIMESTAMPS
+            } else {
+                0
+            };
+            bits = (bits & !bit::TIMESTAMPS) | bit::WINDOW | ts;
         }
-        if !seg.has(flags::RST) {
-            self.timestamps = seg.tsval.is_some();
-        }
-        self.fin |= seg.has(flags::FIN);
-        self.rst |= seg.has(flags::RST);
-        self.last_time = Some(now);
+        // FIN and RST are sticky.
+        bits |= (u16::from(seg.has(flags::FIN)) * bit::FIN)
+            | (u16::from(seg.has(flags::RST)) * bit::RST);
+        self.last_time = now;
+        bits |= bit::LAST_TIME;
         self.last_print = Fingerprint::of(seg);
         if !probe {
-            self.last_nonprobe = Some(now);
+            self.last_nonprobe = now;
+            bits |= bit::LAST_NONPROBE;
         }
+        self.bits = bits;
     }
 
     /// The peer acknowledged up to `ack`: what this side sent reaches at least
     /// that far, and any resending ends once the ACK moves forward.
-    pub fn acked(&mut self, ack: u32, moved: bool) {
-        match self.next_seq {
+    #[inline]
+    pub fn acked(&mut self, ack: u32, moved: bool, resend: &mut Resend) {
+        match self.next_seq() {
             Some(next) if !seq_after(ack, next) => {}
-            _ => self.next_seq = Some(ack),
+            _ => self.set_next_seq(Some(ack)),
         }
-        if moved {
+        // `resent_since_ack` only grows while `RESENDING` is set, so with the
+        // bit clear there is nothing to reset.
+        if moved && self.resending() {
             self.resent_since_ack = 0;
-            self.resending_since = None;
+            self.bits &= !bit::RESENDING;
+            *resend = None;
         }
     }
 
     /// Bytes this side sent that the peer has not acknowledged, if known.
     pub fn outstanding(&self, peer: &Half) -> Option<u32> {
-        Some(self.next_seq?.wrapping_sub(peer.ack?)).filter(|n| (*n as i32) > 0)
+        Some(self.next_seq()?.wrapping_sub(peer.ack()?)).filter(|n| (*n as i32) > 0)
     }
 }
 
@@ -212,8 +372,6 @@ impl Half {
 #[derive(Clone, Debug, Default)]
 pub struct Flow {
     pub half: [Half; 2],
-    /// Who sent the first SYN without ACK: the client.
-    pub syn_from: Option<Side>,
 }
 
 impl Flow {
@@ -225,40 +383,59 @@ impl Flow {
         &mut self.half[side as usize]
     }
 
+    /// Who sent the first SYN without ACK: the client.
+    pub fn syn_from(&self) -> Option<Side> {
+        [Side::Lo, Side::Hi]
+            .into_iter()
+            .find(|&s| self.half(s).has(bit::SYN_FROM))
+    }
+
     /// Apply a segment's effect on sequence state (after the rules looked at
-    /// the state as it was before it).
-    pub fn update(&mut self, side: Side, seg: &Segment, now: Micros, probe: bool) {
-        if seg.has(flags::SYN) && !seg.has(flags::ACK) && self.syn_from.is_none() {
-            self.syn_from = Some(side);
+    /// the state as it was before it). `resend` holds when each side began
+    /// resending (see [`Resend`]).
+    #[inline]
+    pub fn update(
+        &mut self,
+        side: Side,
+        seg: &Segment,
+        now: Micros,
+        probe: bool,
+        resend: &mut [Resend; 2],
+    ) {
+        if seg.has(flags::SYN) && !seg.has(flags::ACK) && self.syn_from().is_none() {
+            self.half_mut(side).bits |= bit::SYN_FROM;
         }
-        let before = self.half(side).ack;
-        self.half_mut(side).sent(seg, now, probe);
+        let before = self.half(side).ack();
+        self.half_mut(side)
+            .sent(seg, now, probe, &mut resend[side as usize]);
         if seg.has(flags::ACK) {
             let moved = before.is_some_and(|b| seq_after(seg.ack, b));
-            self.half_mut(side.other()).acked(seg.ack, moved);
+            let other = side.other();
+            self.half_mut(other)
+                .acked(seg.ack, moved, &mut resend[other as usize]);
         }
     }
 
-    /// Both sides have closed (FIN each way) or either has reset.
     /// Forget what `side` and its ACKs established, so that `seg` (which
     /// `keepalive::is_resync` found continuing a stream the state
     /// contradicts) sets it anew in the `update` that follows.
     pub fn rebase(&mut self, side: Side, seg: &Segment) {
         let half = self.half_mut(side);
-        half.next_seq = None;
-        half.doubt = None;
+        half.set_next_seq(None);
+        half.set_doubt(None);
         // The peer's ACKs were numbers in the space being replaced.
-        self.half_mut(side.other()).ack = None;
+        self.half_mut(side.other()).set_ack(None);
         if seg.has(flags::ACK) {
             // And so were this side's ACKs of the peer's space, which the
             // segment's ACK now sets.
-            self.half_mut(side).ack = None;
-            self.half_mut(side.other()).next_seq = None;
+            self.half_mut(side).set_ack(None);
+            self.half_mut(side.other()).set_next_seq(None);
         }
     }
 
+    /// Both sides have closed (FIN each way) or either has reset.
     pub fn closed(&self) -> bool {
         let [a, b] = &self.half;
-        a.rst || b.rst || (a.fin && b.fin)
+        a.rst() || b.rst() || (a.fin() && b.fin())
     }
 }

@@ -51,6 +51,7 @@ impl Shape {
 
 /// Classify `seg`, sent by the side whose state is `sender`, to the side whose
 /// state is `peer`; both as they were before `seg`.
+#[inline]
 pub fn classify(sender: &Half, peer: &Half, seg: &Segment, now: Micros) -> Shape {
     if is_copy(sender, seg, now) {
         return Shape::Copy;
@@ -67,13 +68,13 @@ pub fn classify(sender: &Half, peer: &Half, seg: &Segment, now: Micros) -> Shape
     if seg.payload_len == 1 && seg.mptcp_data {
         return Shape::Other;
     }
-    let peer_window_zero = peer.window == Some(0);
+    let peer_window_zero = peer.window() == Some(0);
     if peer_window_zero && is_zero_window_probe(sender, peer, seg) {
         return Shape::ZeroWindowProbe;
     }
     // `next_seq` already reaches the peer's ACK where segments were missed, so
     // it stands in for the peer's ACK when this side was not seen before.
-    let Some(next) = sender.next_seq.or(peer.ack) else {
+    let Some(next) = sender.next_seq().or(peer.ack()) else {
         return Shape::Other;
     };
     if seg.seq != next.wrapping_sub(1) {
@@ -81,12 +82,12 @@ pub fn classify(sender: &Half, peer: &Half, seg: &Segment, now: Micros) -> Shape
     }
     // After its FIN a side's next seq is FIN + 1, so every later ACK it sends
     // sits at "next - 1": those are not probes.
-    if sender.fin {
+    if sender.fin() {
         return Shape::Other;
     }
     // The peer must have acknowledged everything: otherwise a 1-byte segment at
     // next - 1 is the resend of a byte the peer never got.
-    if peer.ack.is_some_and(|ack| ack != next) {
+    if peer.ack().is_some_and(|ack| ack != next) {
         return Shape::Other;
     }
     if peer_window_zero {
@@ -99,8 +100,8 @@ pub fn classify(sender: &Half, peer: &Half, seg: &Segment, now: Micros) -> Shape
 /// other stacks push 1 new byte at snd_nxt into the closed window.
 fn is_zero_window_probe(sender: &Half, peer: &Half, seg: &Segment) -> bool {
     match seg.payload_len {
-        0 => peer.ack == Some(seg.seq.wrapping_add(1)),
-        _ => sender.next_seq == Some(seg.seq) && peer.ack == Some(seg.seq),
+        0 => peer.ack() == Some(seg.seq.wrapping_add(1)),
+        _ => sender.next_seq() == Some(seg.seq) && peer.ack() == Some(seg.seq),
     }
 }
 
@@ -134,6 +135,7 @@ pub fn is_unacceptable(sender: &Half, peer: &Half, seg: &Segment) -> bool {
 /// from this side left off: the state it contradicts is the wrong one (a
 /// forged segment came first, or the capture has a gap), and `flow` starts
 /// this side again from it.
+#[inline]
 pub fn is_resync(sender: &Half, peer: &Half, seg: &Segment) -> bool {
     out_of_place(sender, peer, seg) && continues_doubt(sender, seg)
 }
@@ -142,13 +144,13 @@ fn out_of_place(sender: &Half, peer: &Half, seg: &Segment) -> bool {
     if seg.has(flags::SYN) {
         return false;
     }
-    let seq_far = sender.next_seq.is_some_and(|n| far(seg.seq, n));
-    let ack_far = seg.has(flags::ACK) && peer.next_seq.is_some_and(|n| far(seg.ack, n));
+    let seq_far = sender.next_seq().is_some_and(|n| far(seg.seq, n));
+    let ack_far = seg.has(flags::ACK) && peer.next_seq().is_some_and(|n| far(seg.ack, n));
     seq_far || ack_far || is_foreign(sender, peer, seg)
 }
 
 fn continues_doubt(sender: &Half, seg: &Segment) -> bool {
-    sender.doubt.is_some_and(|(end, ack)| {
+    sender.doubt().is_some_and(|(end, ack)| {
         !far(seg.seq, end) && (!seg.has(flags::ACK) || !far(seg.ack, ack))
     })
 }
@@ -160,15 +162,15 @@ fn continues_doubt(sender: &Half, seg: &Segment) -> bool {
 /// timestamps, at SND.NXT - 1.
 fn is_foreign(sender: &Half, peer: &Half, seg: &Segment) -> bool {
     let seq_own = sender
-        .next_seq
+        .next_seq()
         .is_some_and(|n| seg.seq == n || seg.seq == n.wrapping_sub(1));
-    let ack_own = !seg.has(flags::ACK) || peer.next_seq == Some(seg.ack);
-    sender.timestamps && seg.tsval.is_none() && !seg.has(flags::RST) && !(seq_own && ack_own)
+    let ack_own = !seg.has(flags::ACK) || peer.next_seq() == Some(seg.ack);
+    sender.timestamps() && seg.tsval.is_none() && !seg.has(flags::RST) && !(seq_own && ack_own)
 }
 
 fn is_copy(sender: &Half, seg: &Segment, now: Micros) -> bool {
     sender
-        .last_time
+        .last_time()
         .is_some_and(|t| now.wrapping_sub(t) < COPY_WINDOW && now >= t)
         && sender.last_print == Fingerprint::of(seg)
 }

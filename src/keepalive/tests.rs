@@ -98,7 +98,7 @@ fn segment_without_ack_flag_is_not_a_probe() {
 fn ack_after_own_fin_is_not_a_probe() {
     // The client's FIN took seq 999, so its later ACKs sit at next - 1.
     let (mut client, server) = settled();
-    client.fin = true;
+    client.set_fin(true);
     let ack = Segment { seq: 999, ..c2s() };
     assert_eq!(classify(&client, &server, &ack, 10 * SEC), Shape::Other);
 }
@@ -156,7 +156,7 @@ fn one_new_byte_into_open_window_is_data() {
 fn same_segment_again_within_milliseconds_is_a_copy() {
     let (mut client, server) = settled();
     let probe = Segment { seq: 999, ..c2s() };
-    client.last_time = Some(10 * SEC);
+    client.set_last_time(Some(10 * SEC));
     client.last_print = Fingerprint::of(&probe);
     assert_eq!(
         classify(&client, &server, &probe, 10 * SEC + 50),
@@ -169,7 +169,7 @@ fn same_probe_seconds_later_is_a_probe_again() {
     // An unanswered IPv6 probe without timestamps repeats byte for byte.
     let (mut client, server) = settled();
     let probe = Segment { seq: 999, ..c2s() };
-    client.last_time = Some(10 * SEC);
+    client.set_last_time(Some(10 * SEC));
     client.last_print = Fingerprint::of(&probe);
     assert_eq!(
         classify(&client, &server, &probe, 11 * SEC),
@@ -368,7 +368,7 @@ fn seq_far_behind_anything_still_resent_is_unacceptable() {
 fn a_stream_that_continues_after_a_capture_gap_is_taken_again() {
     let (mut client, server) = settled();
     let far = 1000u32.wrapping_add(1 << 28);
-    client.doubt = Some((far, 5000));
+    client.set_doubt(Some((far, 5000)));
     let next = Segment {
         seq: far,
         payload_len: 100,
@@ -380,8 +380,8 @@ fn a_stream_that_continues_after_a_capture_gap_is_taken_again() {
 /// Both sides send timestamps (as Linux does once they are negotiated).
 fn settled_with_timestamps() -> (Half, Half) {
     let (mut client, mut server) = settled();
-    client.timestamps = true;
-    server.timestamps = true;
+    client.set_timestamps(true);
+    server.set_timestamps(true);
     (client, server)
 }
 

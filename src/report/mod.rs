@@ -112,7 +112,7 @@ pub struct ConnectionReport {
 
 impl ConnectionReport {
     pub fn new(key: &FlowKey, conn: &Conn) -> ConnectionReport {
-        let client_side = conn.flow.syn_from.unwrap_or_else(|| guess_client(key));
+        let client_side = conn.flow.syn_from().unwrap_or_else(|| guess_client(key));
         let role = |side: Side| {
             if side == client_side {
                 "client"
@@ -123,7 +123,7 @@ impl ConnectionReport {
         let probers: Vec<ProberReport> = [client_side, client_side.other()]
             .into_iter()
             .filter_map(|side| {
-                let stats = conn.probers[side as usize].as_deref()?;
+                let stats = conn.probers()[side as usize].as_deref()?;
                 (stats.probes > 0).then(|| ProberReport {
                     endpoint: key.endpoint(side),
                     role: role(side),
@@ -132,13 +132,13 @@ impl ConnectionReport {
             })
             .collect();
         let zero_window_probes = conn
-            .probers
+            .probers()
             .iter()
             .flatten()
             .map(|s| s.zero_window_probes)
             .sum();
         let [a, b] = &conn.flow.half;
-        let state = match (a.rst || b.rst, a.fin && b.fin) {
+        let state = match (a.rst() || b.rst(), a.fin() && b.fin()) {
             (true, _) => "reset",
             (false, true) => "closed",
             _ => "open",
@@ -146,16 +146,16 @@ impl ConnectionReport {
         let resending = resending(key, conn);
         let verdict = verdict(&probers, resending.as_ref());
         let mut report = ConnectionReport {
-            stream: conn.stream,
+            stream: conn.stream(),
             client: key.endpoint(client_side),
             server: key.endpoint(client_side.other()),
-            syn_seen: conn.flow.syn_from.is_some(),
+            syn_seen: conn.flow.syn_from().is_some(),
             vlan: key.vlan,
-            first_file: conn.first.file,
-            first_frame: conn.first.frame,
-            first_time: conn.first.time,
+            first_file: conn.first().file,
+            first_frame: conn.first().frame,
+            first_time: conn.first().time,
             last_time: conn.last_time,
-            packets: conn.packets,
+            packets: conn.packets(),
             state,
             zero_window_probes,
             probers,
@@ -194,7 +194,7 @@ fn guess_client(key: &FlowKey) -> Side {
 /// `packets_out` is non-zero), only TCP_USER_TIMEOUT or tcp_retries2 end it.
 fn resending(key: &FlowKey, conn: &Conn) -> Option<Resending> {
     let [a, b] = &conn.flow.half;
-    if a.rst || b.rst {
+    if a.rst() || b.rst() {
         return None;
     }
     [Side::Lo, Side::Hi].into_iter().find_map(|side| {
@@ -204,7 +204,7 @@ fn resending(key: &FlowKey, conn: &Conn) -> Option<Resending> {
             endpoint: key.endpoint(side),
             bytes,
             resends: me.resent_since_ack,
-            since: me.resending_since.unwrap_or(conn.last_time),
+            since: conn.resending_since(side).unwrap_or(conn.last_time),
         })
     })
 }
