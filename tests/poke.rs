@@ -207,6 +207,7 @@ fn tcpdump(net: &Net, ns: &str, path: &Path) -> Child {
             "-i",
             "any",
             "-U",
+            "--immediate-mode",
             "-s",
             "256",
             "-w",
@@ -332,7 +333,7 @@ fn hundred_pokes_leave_data_and_kernel_keepalive_intact() {
     let pokes_done = chrono_now_micros();
     // A ping every 3 s and keepalive after 2 s idle: the kernel probes
     // between pings.
-    std::thread::sleep(Duration::from_millis(3500));
+    std::thread::sleep(Duration::from_millis(4500));
     let pid = client.child.id().to_string();
     Command::new("kill").args(["-USR1", &pid]).status().unwrap();
     let outcome: Value = serde_json::from_str(&client.result()).unwrap();
@@ -500,12 +501,19 @@ fn our_own_firewall_dropping_the_learning_ack_is_a_clear_cannot_tell() {
     let _server = net.peer(&net.b, &["server", B4, "7000"]);
     let client = net.peer(&net.a, &["client", B4, "7000", "--hold", "4"]);
     let (v, code) = poke_json(&net, &format!("{B4}:7000"), &[]);
-    // Conntrack on this host takes the out-of-window ACK for invalid: poke
-    // cannot learn the numbers, says so, and never guesses at a probe.
-    assert_eq!(v["verdict"], "unknown", "{v}");
-    assert_eq!(code, Some(1));
-    assert!(v["note"].as_str().unwrap().contains("cannot tell"), "{v}");
-    assert_eq!(v["probes"], 0);
+    // Conntrack on this host takes the out-of-window ACK for invalid (nearly
+    // always: now and then one lands inside conntrack's window): poke either
+    // learns the numbers and gets the right verdict, or says it cannot tell.
+    // It never guesses at a probe, and never calls the live peer silent.
+    match v["verdict"].as_str().unwrap() {
+        "alive" => assert_eq!(code, Some(0), "{v}"),
+        "unknown" => {
+            assert_eq!(code, Some(1));
+            assert!(v["note"].as_str().unwrap().contains("cannot tell"), "{v}");
+            assert_eq!(v["probes"], 0);
+        }
+        other => panic!("wrong verdict {other}: {v}"),
+    }
     let outcome: Value = serde_json::from_str(&client.result()).unwrap();
     assert_eq!(outcome["result"], "held", "{outcome}");
 }

@@ -56,6 +56,7 @@ fn tcpdump(net: &Net, path: &Path) -> Child {
             "-i",
             "any",
             "-U",
+            "--immediate-mode",
             "-s",
             "256",
             "-w",
