@@ -273,5 +273,12 @@ fn summary_line(s: &Summary) -> String {
     if s.undecodable > 0 {
         line.push_str(&format!(", {} undecodable frames", s.undecodable));
     }
+    if s.unacceptable > 0 {
+        // Forged or far out of any window: say they were left out.
+        line.push_str(&format!(
+            ", {} segments left out (no receiver would accept them)",
+            s.unacceptable
+        ));
+    }
     line
 }
