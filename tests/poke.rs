@@ -548,3 +548,60 @@ fn poke_refuses_a_tcp_md5_connection_and_sends_nothing() {
         "nothing sent: {v}"
     );
 }
+
+/// The link-local address of `ifname` in `ns`, once DAD has finished with it.
+fn link_local(ns: &str, ifname: &str) -> String {
+    let mut addr = String::new();
+    let ready = wait_for(Duration::from_secs(5), || {
+        let out = Command::new("ip")
+            .args([
+                "-n", ns, "-6", "addr", "show", "dev", ifname, "scope", "link",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = text.lines().find(|l| l.contains("inet6 fe80"));
+        match line {
+            Some(l) if !l.contains("tentative") => {
+                addr = l
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap()
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .into();
+                true
+            }
+            _ => false,
+        }
+    });
+    assert!(ready, "no link-local address on {ifname}");
+    addr
+}
+
+/// BGP and other routing daemons peer over IPv6 link-local addresses: the
+/// raw socket needs the interface as the scope.
+#[test]
+fn poke_alive_over_ipv6_link_local() {
+    if !privileged("poke_alive_over_ipv6_link_local") {
+        return;
+    }
+    let net = Net::new();
+    let peer = link_local(&net.b, &net.b_if);
+    let _server = net.peer(&net.b, &["server", "::", "7000"]);
+    let _client = net.peer(
+        &net.a,
+        &[
+            "client",
+            &format!("{peer}%{}", net.a_if),
+            "7000",
+            "--hold",
+            "3",
+        ],
+    );
+    let (v, code) = poke_json(&net, &format!("[{peer}]:7000"), &[]);
+    assert_eq!(v["verdict"], "alive", "{v}");
+    assert_eq!(code, Some(0));
+    assert!(v["local"].as_str().unwrap().starts_with("[fe80::"), "{v}");
+}

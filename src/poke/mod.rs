@@ -191,6 +191,7 @@ fn start_sessions(
     let mut sessions = Vec::with_capacity(sockets.len());
     for socket in sockets {
         let mut s = Session::new(socket.local, socket.remote, plan_for(args, socket), seed());
+        s.scope = socket.ifindex;
         if socket.md5 {
             s.refuse(
                 "the connection has TCP-MD5 keys: the peer drops unsigned probes, so none was sent"
@@ -214,7 +215,7 @@ fn transmit(
 ) -> Result<(), PokeError> {
     for session::Send(spec) in sends {
         let (packet, dst) = spec.packet()?;
-        match sender.send(&packet, dst) {
+        match sender.send(&packet, dst, session.scope) {
             Ok(()) => {}
             Err(SendError::Send { reason, .. }) => {
                 session.send_failed(reason);

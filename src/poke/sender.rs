@@ -73,8 +73,9 @@ impl RawSender {
         }
     }
 
-    /// Send one IP packet (as `SegmentSpec::packet` builds it) to `dst`.
-    pub fn send(&mut self, packet: &[u8], dst: IpAddr) -> Result<(), SendError> {
+    /// Send one IP packet (as `SegmentSpec::packet` builds it) to `dst`;
+    /// `scope` is the interface of an IPv6 link-local `dst` (else ignored).
+    pub fn send(&mut self, packet: &[u8], dst: IpAddr, scope: u32) -> Result<(), SendError> {
         let err = |reason| SendError::Send { dst, reason };
         match dst {
             IpAddr::V4(ip) => {
@@ -84,7 +85,9 @@ impl RawSender {
             }
             IpAddr::V6(ip) => {
                 let fd = self.fd(true)?.as_raw_fd();
-                let addr = SockaddrIn6::from(SocketAddrV6::new(ip, 0, 0, 0));
+                let link_local = ip.segments()[0] & 0xffc0 == 0xfe80;
+                let scope = if link_local { scope } else { 0 };
+                let addr = SockaddrIn6::from(SocketAddrV6::new(ip, 0, 0, scope));
                 sendto(fd, packet, &addr, MsgFlags::empty()).map_err(err)?;
             }
         }

@@ -149,6 +149,8 @@ pub struct Session {
     pub outcome: Option<Outcome>,
     /// Watched instead of probed: data was outstanding.
     pub watched: bool,
+    /// Interface index for IPv6 link-local addresses (the socket's).
+    pub scope: u32,
     random: u64,
 }
 
@@ -163,6 +165,7 @@ impl Session {
             learned: None,
             outcome: None,
             watched: false,
+            scope: 0,
             random: seed | 1,
         }
     }

@@ -45,6 +45,9 @@ pub struct TcpSocket {
     pub md5: bool,
     pub inode: u32,
     pub uid: u32,
+    /// The interface the socket is bound to (sock_diag's `idiag_if`): the
+    /// scope of an IPv6 link-local peer. 0 when unknown.
+    pub ifindex: u32,
 }
 
 /// The few `tcp_info` fields poke reads (struct tcp_info, linux/tcp.h).
@@ -219,6 +222,7 @@ fn from_response(r: &InetResponse) -> TcpSocket {
         md5,
         inode: r.header.inode,
         uid: r.header.uid,
+        ifindex: id.interface_id,
     }
 }
 
@@ -253,6 +257,7 @@ fn parse_proc_line(line: &str) -> Option<TcpSocket> {
         md5: false,
         uid: f.get(7)?.parse().ok()?,
         inode: f.get(9)?.parse().ok()?,
+        ifindex: 0,
     })
 }
 

@@ -80,7 +80,8 @@ def client(args):
     sock = socket.socket(family(args.addr), socket.SOCK_STREAM)
     md5_key(sock, args.addr, args.md5)
     sock.settimeout(5)
-    sock.connect((args.addr, args.port))
+    # getaddrinfo understands a link-local scope (fe80::1%eth0).
+    sock.connect(socket.getaddrinfo(args.addr, args.port, family(args.addr), socket.SOCK_STREAM)[0][4])
     sock.settimeout(None)
     keepalive(sock, args.keepalive)
     if args.user_timeout:
