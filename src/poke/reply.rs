@@ -77,30 +77,17 @@ fn parse_tcp(ip: &[u8], tcp: &[u8]) -> Result<Option<Reply>, DecodeError> {
     Ok(Some(Reply::Tcp(TcpReply { seg, tsecr, signed })))
 }
 
-/// The option walk of RFC 9293 3.1 (kind, length), for TSecr and signatures.
-fn scan_options(mut opts: &[u8]) -> (Option<u32>, bool) {
-    const END: u8 = 0;
-    const NOP: u8 = 1;
+/// The timestamp echo, and whether a signature option is there.
+fn scan_options(opts: &[u8]) -> (Option<u32>, bool) {
     const TIMESTAMP: u8 = 8;
     const MD5: u8 = 19;
     const AO: u8 = 29;
     let (mut tsecr, mut signed) = (None, false);
-    while let Some(&kind) = opts.first() {
-        match kind {
-            END => break,
-            NOP => opts = &opts[1..],
-            _ => {
-                let len = usize::from(*opts.get(1).unwrap_or(&0));
-                if len < 2 || len > opts.len() {
-                    break;
-                }
-                if kind == TIMESTAMP && len == 10 {
-                    tsecr = Some(u32::from_be_bytes([opts[6], opts[7], opts[8], opts[9]]));
-                }
-                signed |= kind == MD5 || kind == AO;
-                opts = &opts[len..];
-            }
+    for (kind, opt) in wire::TcpOptions(opts) {
+        if kind == TIMESTAMP && opt.len() == 10 {
+            tsecr = Some(u32::from_be_bytes([opt[6], opt[7], opt[8], opt[9]]));
         }
+        signed |= kind == MD5 || kind == AO;
     }
     (tsecr, signed)
 }

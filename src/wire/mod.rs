@@ -343,36 +343,53 @@ fn tcp_rejected(tcp: &[u8]) -> DecodeError {
     }
 }
 
-/// Walk the TCP options for the timestamp (kind 8) and an MPTCP data
-/// mapping (kind 30, subtype DSS = 2, flag M = 0x04).
+/// The options of a TCP header as (kind, whole option bytes), by the
+/// kind-length walk of RFC 9293 3.1. Stops at END, and at an option whose
+/// length does not fit: what follows cannot be trusted.
 ///
-/// etherparse's option iterator stops at the first kind it does not know, and
-/// MPTCP is one of those, so the walk is done here (RFC 9293 3.2: kind, length).
-fn scan_options(mut opts: &[u8]) -> (Option<u32>, bool) {
-    const END: u8 = 0;
-    const NOP: u8 = 1;
+/// etherparse's option iterator stops at the first kind it does not know,
+/// and MPTCP is one of those, so the walk is done here.
+pub struct TcpOptions<'a>(pub &'a [u8]);
+
+impl<'a> Iterator for TcpOptions<'a> {
+    type Item = (u8, &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        const END: u8 = 0;
+        const NOP: u8 = 1;
+        loop {
+            let opts = self.0;
+            match *opts.first()? {
+                END => return None,
+                NOP => self.0 = &opts[1..],
+                kind => {
+                    let len = usize::from(*opts.get(1)?);
+                    if len < 2 || len > opts.len() {
+                        return None;
+                    }
+                    self.0 = &opts[len..];
+                    return Some((kind, &opts[..len]));
+                }
+            }
+        }
+    }
+}
+
+/// The timestamp (kind 8) and whether there is an MPTCP data mapping
+/// (kind 30, subtype DSS = 2, flag M = 0x04).
+fn scan_options(opts: &[u8]) -> (Option<u32>, bool) {
     const TIMESTAMP: u8 = 8;
     const MPTCP: u8 = 30;
     const MPTCP_DSS: u8 = 2;
     const DSS_MAPPING: u8 = 0x04;
     let (mut tsval, mut mptcp_data) = (None, false);
-    while let Some(&kind) = opts.first() {
-        match kind {
-            END => break,
-            NOP => opts = &opts[1..],
-            _ => {
-                let len = usize::from(*opts.get(1).unwrap_or(&0));
-                if len < 2 || len > opts.len() {
-                    break;
-                }
-                if kind == TIMESTAMP && len == 10 {
-                    tsval = Some(u32::from_be_bytes([opts[2], opts[3], opts[4], opts[5]]));
-                }
-                if kind == MPTCP && len >= 4 {
-                    mptcp_data |= opts[2] >> 4 == MPTCP_DSS && opts[3] & DSS_MAPPING != 0;
-                }
-                opts = &opts[len..];
-            }
+    for (kind, opt) in TcpOptions(opts) {
+        if kind == TIMESTAMP && opt.len() == 10 {
+            tsval = Some(u32::from_be_bytes([opt[2], opt[3], opt[4], opt[5]]));
+        }
+        if kind == MPTCP && opt.len() >= 4 {
+            mptcp_data |= opt[2] >> 4 == MPTCP_DSS && opt[3] & DSS_MAPPING != 0;
         }
     }
     (tsval, mptcp_data)
