@@ -9,13 +9,11 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::Duration;
 
 use common::*;
-use kaprobe::capture::FileCapture;
-use kaprobe::wire::{self, flags, Segment};
+use kaprobe::wire::flags;
 use serde_json::Value;
 
 fn poke(net: &Net, ns: &str, args: &[&str]) -> Output {
@@ -199,47 +197,10 @@ fn poke_acts_inside_the_namespace_named_by_netns() {
     assert_eq!(v["verdict"], "alive", "{v}");
 }
 
-/// tcpdump in namespace `ns` on every interface, writing `path`.
-fn tcpdump(net: &Net, ns: &str, path: &Path) -> Child {
-    let child = net
-        .cmd(ns, "tcpdump")
-        .args([
-            "-i",
-            "any",
-            "-U",
-            "--immediate-mode",
-            "-s",
-            "256",
-            "-w",
-            path.to_str().unwrap(),
-            "tcp",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tcpdump (Debian package tcpdump)");
-    std::thread::sleep(Duration::from_millis(700));
-    child
-}
-
 fn stop(mut child: Child) {
     std::thread::sleep(Duration::from_millis(300));
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    signal(&child, "-INT");
     child.wait().unwrap();
-}
-
-/// Every TCP segment of a capture, with its capture time.
-fn segments(path: &Path) -> Vec<(i64, Segment)> {
-    let mut cap = FileCapture::open(path, None).unwrap();
-    let link = cap.link();
-    let mut all = Vec::new();
-    while let Some(frame) = cap.next_frame().unwrap() {
-        if let Ok(Some(seg)) = wire::decode(link, frame.data) {
-            all.push((frame.time, seg));
-        }
-    }
-    all
 }
 
 #[test]
@@ -330,7 +291,7 @@ fn hundred_pokes_leave_data_and_kernel_keepalive_intact() {
         assert_eq!(v["verdict"], "alive", "poke {i}: {v}");
         assert_eq!(code, Some(0));
     }
-    let pokes_done = chrono_now_micros();
+    let pokes_done = now_micros();
     // A ping every 3 s and keepalive after 2 s idle: the kernel probes
     // between pings.
     std::thread::sleep(Duration::from_millis(4500));
@@ -376,10 +337,6 @@ fn hundred_pokes_leave_data_and_kernel_keepalive_intact() {
         "kernel keepalive probes answered after the pokes (done at {pokes_done} us): {:?}",
         &lines[lines.len().saturating_sub(8)..]
     );
-}
-
-fn chrono_now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
 }
 
 #[test]
@@ -458,24 +415,6 @@ fn one_byte_probe_is_answered_and_the_connection_still_carries_data() {
     let outcome: Value = serde_json::from_str(&client.result()).unwrap();
     assert_eq!(outcome["result"], "held", "{outcome}");
     assert_eq!(outcome["received"], outcome["sent"], "{outcome}");
-}
-
-/// Load an nftables ruleset in namespace `ns`.
-fn nft(net: &Net, ns: &str, ruleset: &str) {
-    use std::io::Write;
-    let mut child = net
-        .cmd(ns, "nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("nft (Debian package nftables)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(ruleset.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "nft -f: {ruleset}");
 }
 
 const DROP_INVALID: &str = "table inet kp {

@@ -10,14 +10,11 @@
 
 mod common;
 
-use std::io::{BufRead, Write};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::io::BufRead;
 use std::time::Duration;
 
 use common::*;
-use kaprobe::capture::FileCapture;
-use kaprobe::wire::{self, flags, Segment};
+use kaprobe::wire::{flags, Segment};
 use serde_json::Value;
 
 const POKES: usize = 100;
@@ -48,62 +45,6 @@ const STATES: [PeerState; 3] = [
     PeerState::Silent,
     PeerState::SilentWithDataInFlight,
 ];
-
-fn tcpdump(net: &Net, path: &Path) -> Child {
-    let child = net
-        .cmd(&net.a, "tcpdump")
-        .args([
-            "-i",
-            "any",
-            "-U",
-            "--immediate-mode",
-            "-s",
-            "256",
-            "-w",
-            path.to_str().unwrap(),
-            "tcp",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tcpdump (Debian package tcpdump)");
-    std::thread::sleep(Duration::from_millis(700));
-    child
-}
-
-fn signal(child: &Child, sig: &str) {
-    let pid = child.id().to_string();
-    Command::new("kill").args([sig, &pid]).status().unwrap();
-}
-
-fn nft(net: &Net, ns: &str, ruleset: &str) {
-    let mut child = net
-        .cmd(ns, "nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("nft (Debian package nftables)");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(ruleset.as_bytes()).unwrap();
-    drop(stdin);
-    assert!(child.wait().unwrap().success(), "nft -f: {ruleset}");
-}
-
-fn segments(path: &Path) -> Vec<(i64, Segment)> {
-    let mut cap = FileCapture::open(path, None).unwrap();
-    let link = cap.link();
-    let mut all = Vec::new();
-    while let Some(frame) = cap.next_frame().unwrap() {
-        if let Ok(Some(seg)) = wire::decode(link, frame.data) {
-            all.push((frame.time, seg));
-        }
-    }
-    all
-}
-
-fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
 
 #[test]
 fn hundred_pokes_in_every_peer_state_harm_no_connection() {
@@ -143,7 +84,7 @@ fn hundred_pokes_in_every_peer_state_harm_no_connection() {
         }
         clients.push(net.peer(&net.a, &args));
     }
-    let mut dump = tcpdump(&net, &pcap);
+    let mut dump = tcpdump(&net, &net.a, &pcap);
     // The server side of two connections goes silent: everything it sends
     // on them is dropped.
     nft(

@@ -208,3 +208,66 @@ pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// tcpdump in namespace `ns` on every interface, writing `path`; immediate
+/// mode, so that the last packets before SIGINT are in the file.
+pub fn tcpdump(net: &Net, ns: &str, path: &Path) -> Child {
+    let child = net
+        .cmd(ns, "tcpdump")
+        .args([
+            "-i",
+            "any",
+            "-U",
+            "--immediate-mode",
+            "-s",
+            "256",
+            "-w",
+            path.to_str().unwrap(),
+            "tcp",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tcpdump (Debian package tcpdump)");
+    std::thread::sleep(Duration::from_millis(700));
+    child
+}
+
+/// Send `sig` (as `kill` names it: "-INT", "-USR1") to a child.
+pub fn signal(child: &Child, sig: &str) {
+    let pid = child.id().to_string();
+    Command::new("kill").args([sig, &pid]).status().unwrap();
+}
+
+/// Load an nftables ruleset in namespace `ns`.
+pub fn nft(net: &Net, ns: &str, ruleset: &str) {
+    use std::io::Write;
+    let mut child = net
+        .cmd(ns, "nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nft (Debian package nftables)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(ruleset.as_bytes()).unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success(), "nft -f: {ruleset}");
+}
+
+/// Every TCP segment of a capture file, with its capture time.
+pub fn segments(path: &Path) -> Vec<(i64, kaprobe::wire::Segment)> {
+    let mut cap = kaprobe::capture::FileCapture::open(path, None).unwrap();
+    let link = cap.link();
+    let mut all = Vec::new();
+    while let Some(frame) = cap.next_frame().unwrap() {
+        if let Ok(Some(seg)) = kaprobe::wire::decode(link, frame.data) {
+            all.push((frame.time, seg));
+        }
+    }
+    all
+}
+
+/// Wall clock in microseconds, as capture timestamps count.
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
