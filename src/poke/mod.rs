@@ -120,7 +120,7 @@ pub fn run(args: &PokeArgs, out: &mut dyn Write) -> Result<PokeEnd, PokeError> {
     let link = capture.link();
     let mut sessions = start_sessions(args, &sockets, &mut sender)?;
     drive(&mut sessions, &mut capture, link, &mut sender)?;
-    check_resets(&mut sessions);
+    recheck_table(&mut sessions, &sockets);
     let mut writer = output::Writer::new(args.json, out);
     let mut verdicts = Vec::new();
     for (session, socket) in sessions.iter().zip(&sockets) {
@@ -131,25 +131,40 @@ pub fn run(args: &PokeArgs, out: &mut dyn Write) -> Result<PokeEnd, PokeError> {
     Ok(PokeEnd { verdicts })
 }
 
-/// After an RST from the peer our kernel resets its own socket (the RST's
-/// sequence number is exactly RCV.NXT): look, and say what happened.
-fn check_resets(sessions: &mut [Session]) {
-    let reset = |s: &Session| {
-        s.outcome
-            .as_ref()
-            .is_some_and(|o| o.verdict == Verdict::Reset)
-    };
-    if !sessions.iter().any(reset) {
+/// What the socket table says after the poke, read once and only when it
+/// matters. After an RST from the peer our kernel resets its own socket
+/// (the RST's sequence number is exactly RCV.NXT): say whether it did. A
+/// watched connection whose peer acknowledged data after the table was first
+/// read answered, even if that ACK came before the capture was open.
+fn recheck_table(sessions: &mut [Session], before: &[TcpSocket]) {
+    let verdict_is = |s: &Session, v| s.outcome.as_ref().is_some_and(|o| o.verdict == v);
+    let needed = sessions
+        .iter()
+        .any(|s| verdict_is(s, Verdict::Reset) || (s.watched && verdict_is(s, Verdict::Silent)));
+    if !needed {
         return;
     }
-    let still_open: Vec<(Endpoint, Endpoint)> = table::established()
-        .map(|all| all.iter().map(|s| (s.local, s.remote)).collect())
-        .unwrap_or_default();
-    for s in sessions.iter_mut().filter(|s| reset(s)) {
-        if still_open.contains(&(s.local, s.remote)) {
-            s.add_note("Our socket is still open: our kernel did not take the RST");
-        } else {
-            s.add_note("Our kernel has reset its socket too, as kernel keepalive would: the application sees ECONNRESET");
+    let now = table::established().unwrap_or_default();
+    let find = |s: &Session| {
+        now.iter()
+            .find(|t| (t.local, t.remote) == (s.local, s.remote))
+    };
+    for (s, old) in sessions.iter_mut().zip(before) {
+        if verdict_is(s, Verdict::Reset) {
+            if find(s).is_some() {
+                s.add_note("Our socket is still open: our kernel did not take the RST");
+            } else {
+                s.add_note("Our kernel has reset its socket too, as kernel keepalive would: the application sees ECONNRESET");
+            }
+        } else if s.watched && verdict_is(s, Verdict::Silent) {
+            let acked = |t: &TcpSocket| t.info.and_then(|i| i.bytes_acked);
+            let moved = find(s)
+                .and_then(acked)
+                .zip(acked(old))
+                .is_some_and(|(now, then)| now > then);
+            if moved {
+                s.acked_while_watched();
+            }
         }
     }
 }

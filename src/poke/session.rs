@@ -478,6 +478,19 @@ impl Session {
         self.finish(Verdict::Unknown, None, Some(note));
     }
 
+    /// A watched connection judged silent whose data the peer acknowledged
+    /// all the same (its ACK came before the capture was open): alive.
+    pub fn acked_while_watched(&mut self) {
+        let silent = self
+            .outcome
+            .as_ref()
+            .is_some_and(|o| o.verdict == Verdict::Silent);
+        if self.watched && silent {
+            let note = "the peer acknowledged our outstanding data (tcp_info bytes_acked moved)";
+            self.finish(Verdict::Alive, None, Some(note.into()));
+        }
+    }
+
     /// Add to the note (what the driver found out afterwards).
     pub fn add_note(&mut self, more: &str) {
         if let Some(o) = self.outcome.as_mut() {

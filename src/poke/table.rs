@@ -68,6 +68,8 @@ pub struct TcpInfo {
     pub notsent: Option<u32>,
     /// Whether timestamps were negotiated (`TCPI_OPT_TIMESTAMPS`).
     pub timestamps: bool,
+    /// Bytes the peer has acknowledged (`tcpi_bytes_acked`), if reported.
+    pub bytes_acked: Option<u64>,
 }
 
 impl TcpSocket {
@@ -118,6 +120,9 @@ impl TcpInfo {
             last_ack_recv_ms: u32_at(56)?,
             srtt_us: u32_at(68)?,
             notsent: u32_at(144),
+            bytes_acked: raw
+                .get(120..128)
+                .map(|b| u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])),
         })
     }
 }
@@ -324,6 +329,7 @@ mod tests {
         raw[5] = 1;
         raw[24..28].copy_from_slice(&2u32.to_ne_bytes());
         raw[68..72].copy_from_slice(&1234u32.to_ne_bytes());
+        raw[120..128].copy_from_slice(&77u64.to_ne_bytes());
         raw[144..148].copy_from_slice(&9u32.to_ne_bytes());
         let info = TcpInfo::parse(&raw).unwrap();
         assert_eq!(info.retransmits, 3);
@@ -331,6 +337,7 @@ mod tests {
         assert_eq!(info.unacked, 2);
         assert_eq!(info.srtt_us, 1234);
         assert_eq!(info.notsent, Some(9));
+        assert_eq!(info.bytes_acked, Some(77));
         // An old kernel's shorter struct: no notsent, the rest still read.
         assert_eq!(TcpInfo::parse(&raw[..104]).unwrap().notsent, None);
         assert_eq!(TcpInfo::parse(&raw[..40]), None);

@@ -286,3 +286,28 @@ fn refused_connection_sends_nothing() {
         .on_timer(Instant::now() + Duration::from_secs(5))
         .is_empty());
 }
+
+/// Regression (tests/poke_safety.rs under load): the peer's ACK of our data
+/// came between reading the socket table and opening the capture.
+#[test]
+fn watched_connection_whose_data_was_acked_meanwhile_is_alive() {
+    let mut s = session();
+    let t0 = Instant::now();
+    s.start(t0, true);
+    s.on_timer(t0 + Duration::from_secs(3));
+    assert_eq!(s.outcome.clone().unwrap().verdict, Verdict::Silent);
+    s.acked_while_watched();
+    assert_eq!(s.outcome.clone().unwrap().verdict, Verdict::Alive);
+}
+
+#[test]
+fn a_probed_silent_connection_stays_silent() {
+    let one = Plan { count: 1, ..plan() };
+    let mut s = Session::new(ep(LOCAL), ep(REMOTE), one, 3);
+    let t0 = Instant::now();
+    learned(&mut s, t0);
+    s.on_timer(t0 + Duration::from_secs(1));
+    assert_eq!(s.outcome.clone().unwrap().verdict, Verdict::Silent);
+    s.acked_while_watched();
+    assert_ne!(s.outcome.clone().unwrap().verdict, Verdict::Alive);
+}
