@@ -21,6 +21,8 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 
+command -v hyperfine > /dev/null || apt-get install -y -q hyperfine > /dev/null \
+  || { echo "needs hyperfine (Debian package hyperfine)" >&2; exit 1; }
 cargo build --release -q
 K=$PWD/target/release/kaprobe
 
@@ -45,32 +47,21 @@ echo "kaprobe poke benchmark  ($(nproc) cores, $(grep -m1 'model name' /proc/cpu
 echo "kaprobe: $K (git $(git rev-parse --short HEAD)$(git diff --quiet || echo ' + uncommitted changes'))"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# One poke: wall time of the whole process, nanoseconds, RUNS times.
-: > $tmp/single; : > $tmp/verdict
-for _ in $(seq "$RUNS"); do
-  sleep 0.6
-  t0=$(date +%s%N)
-  ip netns exec $A "$K" poke 192.0.2.2:7000 --json > $tmp/out || { cat $tmp/out; echo "poke failed" >&2; exit 1; }
-  t1=$(date +%s%N)
-  grep -q '"verdict":"alive"' $tmp/out || { cat $tmp/out; exit 1; }
-  echo $(( (t1 - t0) / 1000 )) >> $tmp/single
-  # When the verdict line was written, from its own "time" field.
-  python3 -c "import json,sys,datetime; v=json.load(open(sys.argv[1])); t=datetime.datetime.fromisoformat(v['time'].replace('Z','+00:00')).timestamp(); print(int(t*1e6 - int(sys.argv[2])/1000))" $tmp/out $t0 >> $tmp/verdict
-done
-# The same, less the cost of `ip netns exec` itself (kaprobe enters the
-# namespace with --netns).
-: > $tmp/netns
-for _ in $(seq "$RUNS"); do
-  sleep 0.6
-  t0=$(date +%s%N)
-  "$K" poke 192.0.2.2:7000 --netns $A > $tmp/out
-  t1=$(date +%s%N)
-  grep -q ' alive ' $tmp/out || { cat $tmp/out; exit 1; }
-  echo $(( (t1 - t0) / 1000 )) >> $tmp/netns
-done
+# One poke: wall time of the whole process, RUNS times, by hyperfine (no
+# shell in between; a run that exits non-zero, i.e. not alive, aborts it).
+# `sleep 0.6` before each run is not timed.
+timed() { # json-file command...
+  local out=$1; shift
+  hyperfine -N --style none --prepare 'sleep 0.6' --runs "$RUNS" --export-json "$out" "${*@Q}" > /dev/null
+}
+ip netns exec $A "$K" poke 192.0.2.2:7000 --json > $tmp/out
+grep -q '"verdict":"alive"' $tmp/out || { cat $tmp/out; echo "the peer does not answer" >&2; exit 1; }
+timed $tmp/netns.json "$K" poke 192.0.2.2:7000 --netns $A
+timed $tmp/single.json ip netns exec $A "$K" poke 192.0.2.2:7000
+timed $tmp/exec.json ip netns exec $A /bin/true
 
-stats() { # file -> "min median max" in ms
-  sort -n "$1" | awk '{v[NR]=$1} END {printf "%.2f %.2f %.2f", v[1]/1000, v[int((NR+1)/2)]/1000, v[NR]/1000}'
+stats() { # hyperfine json -> "min median max" in ms
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.2f %.2f %.2f" % (r["min"]*1e3, r["median"]*1e3, r["max"]*1e3))' "$1"
 }
 
 # Many connections.
@@ -93,14 +84,14 @@ all2_ms=$(( (t1 - t0) / 1000000 ))
 total2=$(wc -l < $tmp/all2.jsonl)
 alive2=$(grep -c '"verdict":"alive"' $tmp/all2.jsonl || true)
 
-read -r smin smed smax <<<"$(stats $tmp/single)"
-read -r nmin nmed nmax <<<"$(stats $tmp/netns)"
-read -r vmin vmed vmax <<<"$(stats $tmp/verdict)"
+read -r smin smed smax <<<"$(stats $tmp/single.json)"
+read -r nmin nmed nmax <<<"$(stats $tmp/netns.json)"
+read -r emin emed emax <<<"$(stats $tmp/exec.json)"
 echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-52s %8s %8s %8s\n' "run ($RUNS each)" "min ms" "median" "max"
-printf '%-52s %8s %8s %8s\n' "ip netns exec A kaprobe poke 192.0.2.2:7000" "$smin" "$smed" "$smax"
-printf '%-52s %8s %8s %8s\n' "  of which start to verdict line written" "$vmin" "$vmed" "$vmax"
 printf '%-52s %8s %8s %8s\n' "kaprobe poke 192.0.2.2:7000 --netns A" "$nmin" "$nmed" "$nmax"
+printf '%-52s %8s %8s %8s\n' "ip netns exec A kaprobe poke 192.0.2.2:7000" "$smin" "$smed" "$smax"
+printf '%-52s %8s %8s %8s\n' "ip netns exec A /bin/true (its own cost)" "$emin" "$emed" "$emax"
 printf '%-52s %8s\n' "poke 192.0.2.2:7001 ($total connections, $alive alive)" "$all_ms ms"
 printf '%-52s %8s\n' "poke --all ($total2 connections, $alive2 alive)" "$all2_ms ms"
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v < t) ? "PASS" : "MISS" }'; }

@@ -11,9 +11,18 @@ use clap::Parser;
 
 use kaprobe::analyze::RunEnd;
 use kaprobe::cli::{Cli, Command, PokeArgs};
-use kaprobe::{analyze, docs, poke, report, sniff};
+use kaprobe::{analyze, capture, docs, poke, report, sniff};
 
 fn main() -> ExitCode {
+    // Not a command of the interface: the helper process that `poke` starts
+    // to close its capture socket (capture::PacketSocket::close_detached).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == capture::RELEASE_COMMAND)
+    {
+        capture::release_inherited();
+        return ExitCode::SUCCESS;
+    }
     let cli = Cli::parse();
     let stdout = io::stdout();
     let is_terminal = stdout.is_terminal();

@@ -544,3 +544,50 @@ fn poke_alive_over_ipv6_link_local() {
     assert_eq!(code, Some(0));
     assert!(v["local"].as_str().unwrap().starts_with("[fe80::"), "{v}");
 }
+
+/// Processes whose environment holds `tag`.
+fn tagged(tag: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        if environ.split(|&b| b == 0).any(|v| v == tag.as_bytes()) {
+            found.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    found
+}
+
+/// poke hands its capture socket to a helper process to close, since the
+/// last close waits on the kernel: the helper must not keep poke's output
+/// open, and must be gone soon after poke.
+#[test]
+fn poke_leaves_no_process_behind() {
+    if !privileged("poke_leaves_no_process_behind") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7000"]);
+    let _client = net.peer(&net.a, &["client", B4, "7000", "--hold", "3"]);
+    let value = format!("poke-{}-{}", std::process::id(), now_micros());
+    let out = net
+        .cmd(&net.a, kaprobe())
+        .env("KAPROBE_TEST_TAG", &value)
+        .args(["poke", &format!("{B4}:7000")])
+        .output()
+        .expect("run kaprobe poke");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" alive "));
+    let tag = format!("KAPROBE_TEST_TAG={value}");
+    let mut left = tagged(&tag);
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        left = tagged(&tag);
+    }
+    assert!(
+        left.is_empty(),
+        "still running 5 s after poke: pids {left:?}"
+    );
+}

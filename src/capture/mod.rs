@@ -1,5 +1,5 @@
-//! Packet sources: capture files (and, for `sniff`, live interfaces). libpcap
-//! lives here and nowhere else.
+//! Packet sources: capture files, and live interfaces for `sniff` and `poke`.
+//! libpcap lives here and nowhere else.
 //!
 //! Trusts libpcap to frame records; everything inside a record is left to
 //! `wire`. A BPF filter is run here on each record rather than installed in
@@ -7,6 +7,7 @@
 
 mod live;
 mod prefetch;
+mod socket;
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,7 @@ use crate::wire::{LinkType, UnsupportedLinkType};
 
 pub use live::{filter_expr, list_interfaces, LiveCapture, LiveError, LiveOptions, LiveStats};
 pub use prefetch::{Batch, Prefetch};
+pub use socket::{release_inherited, PacketSocket, RELEASE_COMMAND};
 
 /// Why a capture could not be opened or read on.
 #[derive(Debug, thiserror::Error)]

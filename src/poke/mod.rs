@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::capture::{LiveCapture, LiveError, LiveOptions};
+use crate::capture::{LiveError, PacketSocket};
 use crate::cli::PokeArgs;
 use crate::wire::{Endpoint, LinkType};
 
@@ -79,7 +79,7 @@ impl PokeEnd {
 
 /// Snapshot length of the capture: every header poke reads, and the quoted
 /// headers inside ICMP errors.
-const SNAPLEN: i32 = 256;
+const SNAPLEN: usize = 256;
 /// Longest single wait for the capture, so timers and Ctrl-C stay prompt.
 const MAX_WAIT: Duration = Duration::from_millis(50);
 
@@ -106,16 +106,11 @@ pub fn run(args: &PokeArgs, out: &mut dyn Write) -> Result<PokeEnd, PokeError> {
     }
     let mut sender = RawSender::new();
     sender.open()?;
-    let mut capture = LiveCapture::open_expr(
-        &LiveOptions {
-            interface: args.interface.clone(),
-            snaplen: SNAPLEN,
-            buffer_bytes: Some(ring_bytes(sockets.len())),
-            promiscuous: false,
-            filter: None,
-            immediate: true,
-        },
+    let mut capture = PacketSocket::open(
+        &args.interface,
         &target.bpf(),
+        SNAPLEN,
+        queue_bytes(sockets.len()),
     )?;
     let link = capture.link();
     let mut sessions = start_sessions(args, &sockets, &mut sender)?;
@@ -128,6 +123,7 @@ pub fn run(args: &PokeArgs, out: &mut dyn Write) -> Result<PokeEnd, PokeError> {
         verdicts.extend(session.outcome.as_ref().map(|o| o.verdict));
     }
     writer.finish()?;
+    capture.close_detached();
     Ok(PokeEnd { verdicts })
 }
 
@@ -169,11 +165,11 @@ fn recheck_table(sessions: &mut [Session], before: &[TcpSocket]) {
     }
 }
 
-/// Kernel capture buffer: each poked connection brings a few frames at once,
-/// and a small ring is quicker to set up (libpcap's default is 2 MiB).
-fn ring_bytes(connections: usize) -> i32 {
-    let bytes = connections.saturating_mul(4096).clamp(256 << 10, 16 << 20);
-    i32::try_from(bytes).unwrap_or(i32::MAX)
+/// Kernel queue of the capture: with `--all`, every connection's learning
+/// ACK and answer can arrive in one burst, each packet costing the queue
+/// about 1 KiB of kernel bookkeeping.
+fn queue_bytes(connections: usize) -> usize {
+    connections.saturating_mul(4096).clamp(256 << 10, 64 << 20)
 }
 
 /// The plan from the flags: `--wait`, or max(200 ms, 4 x smoothed RTT).
@@ -253,7 +249,7 @@ fn stop_flag() -> Arc<AtomicBool> {
 /// Feed captured frames and timers to the sessions until all are decided.
 fn drive(
     sessions: &mut [Session],
-    capture: &mut LiveCapture,
+    capture: &mut PacketSocket,
     link: LinkType,
     sender: &mut RawSender,
 ) -> Result<(), PokeError> {
