@@ -1,4 +1,5 @@
-//! Live capture from an interface through libpcap.
+//! Live capture from an interface through libpcap, for `sniff` (`poke`, which
+//! needs a few packets at once and a quick start, has `socket.rs`).
 //!
 //! Not in immediate mode: on Linux that makes libpcap fall back from
 //! TPACKET_V3 to TPACKET_V2, where the kernel wakes the reader for every
@@ -66,10 +67,6 @@ pub struct LiveOptions {
     pub promiscuous: bool,
     /// tcpdump-style filter, ANDed with `tcp`.
     pub filter: Option<String>,
-    /// Every packet handed over at once (TPACKET_V2): what `poke` needs, which
-    /// waits for a handful of answers that come within microseconds. `sniff`
-    /// takes blocks instead (see the module header).
-    pub immediate: bool,
 }
 
 /// Packet counters as libpcap reports them at the end.
@@ -88,7 +85,6 @@ pub struct LiveCapture {
     save: Option<Savefile>,
     /// The last read returned a packet: read again before waiting.
     pending: bool,
-    immediate: bool,
 }
 
 /// The BPF program kaprobe installs: TCP only, and the user's words on top.
@@ -101,19 +97,13 @@ pub fn filter_expr(user: Option<&str>) -> String {
 
 impl LiveCapture {
     pub fn open(opts: &LiveOptions) -> Result<LiveCapture, LiveError> {
-        Self::open_expr(opts, &filter_expr(opts.filter.as_deref()))
-    }
-
-    /// Open with `expr` as the whole BPF program (`opts.filter` is only
-    /// named in errors): `poke` also needs ICMP, which `open` filters out.
-    pub fn open_expr(opts: &LiveOptions, expr: &str) -> Result<LiveCapture, LiveError> {
+        let expr = filter_expr(opts.filter.as_deref());
         let iface = opts.interface.clone();
         let mut inactive = Capture::from_device(iface.as_str())
             .map_err(|e| open_error(&iface, &e))?
             .snaplen(opts.snaplen)
             .promisc(opts.promiscuous)
-            .timeout(DELIVERY_DELAY.as_millis() as i32)
-            .immediate_mode(opts.immediate);
+            .timeout(DELIVERY_DELAY.as_millis() as i32);
         if let Some(bytes) = opts.buffer_bytes {
             inactive = inactive.buffer_size(bytes);
         }
@@ -124,7 +114,7 @@ impl LiveCapture {
                 iface: iface.clone(),
                 source,
             })?;
-        cap.filter(expr, true).map_err(|e| LiveError::Filter {
+        cap.filter(&expr, true).map_err(|e| LiveError::Filter {
             expr: opts.filter.clone().unwrap_or_default(),
             reason: pcap_text(&e),
         })?;
@@ -135,7 +125,6 @@ impl LiveCapture {
             number: 0,
             save: None,
             pending: false,
-            immediate: opts.immediate,
         })
     }
 
@@ -156,11 +145,7 @@ impl LiveCapture {
     /// How long after its capture a packet may still be waiting in the
     /// kernel, out of reach of [`LiveCapture::dispatch`].
     pub fn delivery_delay(&self) -> Duration {
-        if self.immediate {
-            Duration::ZERO
-        } else {
-            DELIVERY_DELAY
-        }
+        DELIVERY_DELAY
     }
 
     /// Hands `each` the packets the kernel has passed on, waiting up to
