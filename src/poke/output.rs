@@ -62,7 +62,7 @@ impl<'w> Writer<'w> {
             rtt_ms: outcome
                 .as_ref()
                 .and_then(|o| o.rtt)
-                .map(|d| d.as_secs_f64() * 1e3),
+                .map(|d| d.as_micros() as f64 / 1e3),
             note: outcome.as_ref().and_then(|o| o.note.as_deref()),
             state: socket.state_name(),
             data_outstanding: socket.data_outstanding(),

@@ -15,6 +15,14 @@
 //! pure ACK with a random acknowledgment number, which the kernel drops; the
 //! second try then goes half the sequence space away, outside any window.
 //!
+//! When our kernel answers neither try (a firewall here that drops
+//! out-of-window segments, as `ct state invalid drop` on input does), poke
+//! asks the peer instead: a 0-byte ACK of ours at a random sequence number,
+//! again twice half the sequence space apart. The peer answers it with an
+//! ACK, as out-of-window (this does spend its 500 ms budget), or with an RST
+//! if it lost the connection. Either answer decides; silence does not, since
+//! a peer may also drop segments it cannot verify: that is "cannot tell".
+//!
 //! The probe (RFC 1122 4.2.3.6) is the kernel's own keepalive: SEG.SEQ =
 //! SND.NXT - 1, SEG.ACK = RCV.NXT, our kernel's window field, and its latest
 //! TSval with the peer's latest TSval as TSecr (a TSval below what the peer
@@ -88,7 +96,8 @@ pub struct Learned {
 /// A segment poke sent.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Sent {
-    /// `learn` (the spoofed ACK to our own kernel) or `probe` (to the peer).
+    /// `learn` (the spoofed ACK to our own kernel), `probe` (to the peer), or
+    /// `ask` (an out-of-window ACK to the peer, when our kernel did not answer).
     pub kind: &'static str,
     pub seq: u32,
     pub ack: u32,
@@ -123,6 +132,14 @@ enum Phase {
         tries: u8,
     },
     Watching {
+        until: Instant,
+    },
+    /// An `ask` awaited.
+    Asking {
+        deadline: Instant,
+    },
+    /// Until the next `ask`.
+    AskPause {
         until: Instant,
     },
     Done,
@@ -170,8 +187,13 @@ impl Session {
         }
     }
 
+    /// Segments sent to the peer: probes, and asks when learning failed.
     pub fn probes(&self) -> u32 {
-        self.sent.iter().filter(|s| s.kind == "probe").count() as u32
+        self.sent.iter().filter(|s| to_peer(s.kind)).count() as u32
+    }
+
+    fn asks(&self) -> u32 {
+        self.sent.iter().filter(|s| s.kind == "ask").count() as u32
     }
 
     pub fn done(&self) -> bool {
@@ -181,8 +203,12 @@ impl Session {
     /// When `on_timer` next has something to do.
     pub fn deadline(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Learning { deadline, .. } | Phase::Awaiting { deadline } => Some(deadline),
-            Phase::Pausing { until, .. } | Phase::Watching { until } => Some(until),
+            Phase::Learning { deadline, .. }
+            | Phase::Awaiting { deadline }
+            | Phase::Asking { deadline } => Some(deadline),
+            Phase::Pausing { until, .. }
+            | Phase::Watching { until }
+            | Phase::AskPause { until } => Some(until),
             Phase::Idle | Phase::Done => None,
         }
     }
@@ -243,6 +269,29 @@ impl Session {
         vec![Send(spec)]
     }
 
+    /// Ask the peer directly (see the module header): our kernel did not
+    /// answer the spoofed ACK.
+    fn ask(&mut self, now: Instant) -> Vec<Send> {
+        let seq = match self.sent.iter().rev().find(|s| s.kind == "ask") {
+            Some(last) => last.seq.wrapping_add(1 << 31),
+            None => self.next_random(),
+        };
+        let spec = SegmentSpec {
+            src: self.local,
+            dst: self.remote,
+            seq,
+            ack: self.next_random(),
+            window: u16::MAX,
+            timestamps: None,
+            payload: Vec::new(),
+        };
+        self.record("ask", &spec, now);
+        self.phase = Phase::Asking {
+            deadline: now + self.plan.wait,
+        };
+        vec![Send(spec)]
+    }
+
     fn record(&mut self, kind: &'static str, spec: &SegmentSpec, now: Instant) {
         let ts = spec.timestamps;
         self.sent.push(Sent {
@@ -295,14 +344,10 @@ impl Session {
 
     /// One of ours, seen on the wire (the capture shows what we send too).
     fn ours(&mut self, r: &TcpReply) -> Option<&mut Sent> {
-        let kind = if r.seg.src == self.local {
-            "probe"
-        } else {
-            "learn"
-        };
+        let from_us = r.seg.src == self.local;
         let s = &r.seg;
         self.sent.iter_mut().rev().find(|x| {
-            x.kind == kind
+            to_peer(x.kind) == from_us
                 && x.seq == s.seq
                 && x.ack == s.ack
                 && x.len == s.payload_len
@@ -376,6 +421,12 @@ impl Session {
             );
             return;
         }
+        if matches!(self.phase, Phase::Asking { .. } | Phase::AskPause { .. }) {
+            let asked = self.sent.iter().rev().find(|p| p.kind == "ask");
+            let rtt = asked.and_then(|p| rtt(p, time, now));
+            self.finish(Verdict::Alive, rtt, Some(ASKED.into()));
+            return;
+        }
         let answer = self
             .sent
             .iter()
@@ -395,7 +446,7 @@ impl Session {
         self.sent
             .iter()
             .rev()
-            .find(|p| p.kind == "probe" && p.ack == rst_seq)
+            .find(|p| to_peer(p.kind) && p.ack == rst_seq)
             .and_then(|p| rtt(p, time, now))
     }
 
@@ -415,12 +466,7 @@ impl Session {
         match self.phase {
             Phase::Learning { deadline, tries } if now >= deadline => {
                 if tries >= 2 {
-                    self.finish(
-                        Verdict::Unknown,
-                        None,
-                        Some("our kernel did not answer the ACK that asks for the sequence numbers (is the connection signed with TCP-MD5/TCP-AO, or filtered here?); no probe was sent: cannot tell".into()),
-                    );
-                    return Vec::new();
+                    return self.ask(now);
                 }
                 let started = self.sent.last().and_then(|s| s.at).unwrap_or(now);
                 self.phase = Phase::Pausing {
@@ -448,6 +494,20 @@ impl Session {
                 Vec::new()
             }
             Phase::Pausing { until, tries } if now >= until => self.learn(now, tries),
+            Phase::Asking { deadline } if now >= deadline => {
+                if self.asks() >= self.plan.count.max(2) {
+                    let n = self.asks();
+                    let note = format!("our kernel did not answer the ACK that asks for the sequence numbers (filtered here, or a connection signed with TCP-MD5/TCP-AO?), and the peer answered none of {n} out-of-window ACKs: it may be gone, or drop what it cannot verify; cannot tell");
+                    self.finish(Verdict::Unknown, None, Some(note));
+                    return Vec::new();
+                }
+                let last = self.sent.last().and_then(|s| s.at).unwrap_or(now);
+                self.phase = Phase::AskPause {
+                    until: last + self.plan.interval,
+                };
+                Vec::new()
+            }
+            Phase::AskPause { until } if now >= until => self.ask(now),
             Phase::Watching { until } if now >= until => {
                 let note = "data is outstanding and the peer acknowledged nothing: the kernel is \
                             retransmitting, so keepalive cannot fire; only TCP_USER_TIMEOUT (or \
@@ -462,11 +522,12 @@ impl Session {
     /// The kernel refused to send our segment (`sendto` failed): nothing
     /// more can be done for this connection.
     pub fn send_failed(&mut self, reason: nix::errno::Errno) {
-        let learning = self.sent.last().is_some_and(|s| s.kind == "learn");
-        let what = if learning {
-            "the ACK that asks our kernel for the sequence numbers"
-        } else {
-            "the probe"
+        // It was recorded when it was made, but it never left.
+        let refused = self.sent.pop().map(|s| s.kind);
+        let what = match refused {
+            Some("learn") => "the ACK that asks our kernel for the sequence numbers",
+            Some("ask") => "the ACK that asks the peer",
+            _ => "the probe",
         };
         let why = match reason {
             nix::errno::Errno::EPERM => {
@@ -507,6 +568,14 @@ impl Session {
             self.finish(Verdict::Unknown, None, Some("interrupted".into()));
         }
     }
+}
+
+/// The note of a peer that answered an `ask`.
+const ASKED: &str = "our kernel did not answer the ACK that asks for the sequence numbers (filtered here?), so the peer was asked with an out-of-window ACK, and answered";
+
+/// Whether a kind of segment goes to the peer (the others go to our kernel).
+fn to_peer(kind: &str) -> bool {
+    kind != "learn"
 }
 
 /// Probe to answer: on the capture's clock when it saw the probe leave,

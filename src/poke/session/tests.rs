@@ -199,19 +199,102 @@ fn unanswered_probes_are_silent_after_count_probes_an_interval_apart() {
     assert!(o.note.unwrap().contains("3 probes unanswered"));
 }
 
-#[test]
-fn unanswered_learning_tries_the_other_half_of_sequence_space_then_gives_up() {
-    let mut s = session();
-    let t0 = Instant::now();
+/// Both learning tries unanswered: returns the first ask to the peer, sent
+/// at `t0` + 712 ms.
+fn learning_unanswered(s: &mut Session, t0: Instant) -> SegmentSpec {
     let Send(first) = s.start(t0, false).remove(0);
     assert!(s.on_timer(t0 + Duration::from_millis(201)).is_empty());
     let sends = s.on_timer(t0 + Duration::from_millis(511));
     let Send(second) = &sends[0];
     assert_eq!(second.seq, first.seq.wrapping_add(1 << 31));
-    assert!(s.on_timer(t0 + Duration::from_millis(712)).is_empty());
+    let mut asks = s.on_timer(t0 + Duration::from_millis(712));
+    assert_eq!(
+        asks.len(),
+        1,
+        "the peer is asked once our kernel said nothing"
+    );
+    asks.remove(0).0
+}
+
+#[test]
+fn unanswered_learning_tries_the_other_half_of_sequence_space_then_asks_the_peer() {
+    let mut s = session();
+    let ask = learning_unanswered(&mut s, Instant::now());
+    assert_eq!((ask.src, ask.dst), (ep(LOCAL), ep(REMOTE)));
+    assert!(ask.payload.is_empty() && ask.timestamps.is_none());
+    assert_eq!(s.sent.last().unwrap().kind, "ask");
+    assert!(s.outcome.is_none());
+}
+
+#[test]
+fn peer_answering_an_ask_is_alive_with_the_rtt_from_the_ask() {
+    let mut s = session();
+    let t0 = Instant::now();
+    let ask = learning_unanswered(&mut s, t0);
+    let wire = seg(LOCAL, REMOTE, ask.seq, ask.ack, flags::ACK);
+    let mut wire = wire;
+    wire.seg.window = ask.window;
+    wire.seg.tsval = None;
+    s.on_segment(&wire, 1_000, t0 + Duration::from_millis(712));
+    s.on_segment(&peer_ack(), 1_090, t0 + Duration::from_millis(713));
+    let o = s.outcome.clone().unwrap();
+    assert_eq!(o.verdict, Verdict::Alive);
+    assert_eq!(o.rtt, Some(Duration::from_micros(90)));
+    assert!(o.note.unwrap().contains("the peer was asked"));
+    assert_eq!(s.probes(), 1);
+}
+
+#[test]
+fn peer_resetting_an_ask_is_reset() {
+    let mut s = session();
+    let ask = learning_unanswered(&mut s, Instant::now());
+    // Linux answers an ACK for a connection it does not know with SEG.SEQ = SEG.ACK.
+    s.on_segment(
+        &seg(REMOTE, LOCAL, ask.ack, 0, flags::RST),
+        50,
+        Instant::now(),
+    );
+    assert_eq!(s.outcome.clone().unwrap().verdict, Verdict::Reset);
+}
+
+#[test]
+fn unanswered_asks_cannot_tell_and_alternate_halves_of_sequence_space() {
+    let mut s = session();
+    let t0 = Instant::now();
+    let first = learning_unanswered(&mut s, t0);
+    let mut t = t0 + Duration::from_millis(712);
+    let mut seqs = vec![first.seq];
+    for _ in 1..plan().count {
+        assert!(s.on_timer(t + Duration::from_millis(201)).is_empty());
+        t += plan().interval;
+        let Send(next) = s.on_timer(t).remove(0);
+        seqs.push(next.seq);
+    }
+    assert_eq!(seqs[1], seqs[0].wrapping_add(1 << 31));
+    assert_eq!(seqs[2], seqs[0]);
+    s.on_timer(t + Duration::from_millis(201));
+    let o = s.outcome.clone().unwrap();
+    assert_eq!(
+        o.verdict,
+        Verdict::Unknown,
+        "silence of an ask is not silence of a probe"
+    );
+    assert!(o.note.unwrap().contains("cannot tell"));
+    assert_eq!(s.probes(), 3);
+}
+
+#[test]
+fn a_refused_send_is_not_listed_as_sent() {
+    let mut s = session();
+    s.start(Instant::now(), false);
+    s.send_failed(nix::errno::Errno::EPERM);
+    assert!(s.sent.is_empty());
     let o = s.outcome.clone().unwrap();
     assert_eq!(o.verdict, Verdict::Unknown);
-    assert_eq!(s.probes(), 0, "no probe without learned numbers");
+    assert!(o
+        .note
+        .unwrap()
+        .contains("refused to send the ACK that asks our kernel"));
 }
 
 #[test]
