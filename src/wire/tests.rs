@@ -408,3 +408,28 @@ mod properties {
         }
     }
 }
+
+/// Endpoints show as their `SocketAddr` does (IPv4-mapped addresses as
+/// IPv4), padding and alignment included.
+#[test]
+fn endpoints_display_as_socket_addrs() {
+    for text in [
+        "0.0.0.0:0",
+        "255.255.255.255:65535",
+        "10.0.0.5:5432",
+        "192.0.2.1:9",
+        "[2001:db8::1]:443",
+        "[::ffff:0:1]:80", // IPv4-mapped: shown as 0.0.0.1:80
+        "[::]:1",
+    ] {
+        let addr: std::net::SocketAddr = text.parse().unwrap();
+        let ep = Endpoint::from(addr);
+        let shown = ep.socket_addr();
+        assert_eq!(ep.to_string(), shown.to_string());
+        assert_eq!(
+            format!("{ep:>24}|{ep:<24}|{ep:^24}"),
+            format!("{shown:>24}|{shown:<24}|{shown:^24}")
+        );
+        assert_eq!(AddrText(addr).to_string(), addr.to_string());
+    }
+}
