@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 
 use crate::flow::{Flow, FlowKey, Micros, Resend, Side};
-use crate::keepalive::{self, Answer, Event, EventKind, Pending, Shape};
+use crate::keepalive::{self, Answer, Event, EventKind, Pending, Place, Shape};
 use crate::report::{ConnectionReport, ProberStats};
 use crate::wire::{flags, Segment};
 
@@ -433,10 +433,15 @@ fn step(
     emit: &mut dyn FnMut(&Event),
 ) -> Shape {
     let peer = side.other();
-    if keepalive::is_resync(conn.flow.half(side), conn.flow.half(peer), seg) {
+    let mut place = keepalive::place(conn.flow.half(side), conn.flow.half(peer), seg);
+    if place == Place::Resync {
         conn.flow.rebase(side, seg);
+        // Against the new state the segment is never a resync again (the
+        // doubt it continued is gone), but it may still be unacceptable.
+        place = keepalive::place(conn.flow.half(side), conn.flow.half(peer), seg);
     }
-    let shape = keepalive::classify(conn.flow.half(side), conn.flow.half(peer), seg, at.time);
+    let (sender, receiver) = (conn.flow.half(side), conn.flow.half(peer));
+    let shape = keepalive::classify_placed(sender, receiver, seg, at.time, place);
     if shape == Shape::Copy {
         return shape;
     }
