@@ -542,22 +542,16 @@ impl Engine {
         data: &[u8],
         out: &mut dyn FnMut(Output),
     ) {
-        self.decoded(at, crate::wire::decode(link, data), out);
-    }
-
-    /// Feed a frame decoded elsewhere (on the reader thread).
-    pub fn decoded(&mut self, at: FrameRef, decoded: Decoded, out: &mut dyn FnMut(Output)) {
         self.totals.frames += 1;
-        match decoded {
-            Ok(Some(seg)) => self.segment(at, &seg, out),
+        // Matched by reference: moving the segment out of the result would
+        // copy its 96 bytes once more for every frame.
+        match &crate::wire::decode(link, data) {
+            Ok(Some(seg)) => self.segment(at, seg, out),
             Ok(None) => self.totals.not_tcp += 1,
             Err(_) => self.totals.undecodable += 1,
         }
     }
 }
-
-/// What decoding one frame gave.
-pub type Decoded = Result<Option<Segment>, crate::wire::DecodeError>;
 
 mod table;
 
