@@ -422,6 +422,30 @@ fn judgement(kind: EventKind, key: &FlowKey, side: Side, stats: &ProberStats) ->
     }
 }
 
+/// The event `seg` (sent by `side` of `key`) makes.
+///
+/// A function rather than a closure in `step`: the closure's captures were
+/// stored for every segment, although one in hundreds makes an event.
+#[cold]
+fn segment_event(kind: EventKind, at: FrameRef, key: &FlowKey, side: Side, seg: &Segment) -> Event {
+    Event {
+        kind,
+        file: at.file,
+        frame: at.frame,
+        time: at.time,
+        src: key.endpoint(side),
+        dst: key.endpoint(side.other()),
+        seq: seg.seq,
+        ack: seg.ack,
+        len: seg.payload_len,
+        rtt: None,
+        probe_frame: None,
+        unanswered: None,
+        idle: None,
+        interval: None,
+    }
+}
+
 /// Apply the rules to one segment of `conn` sent by `side`.
 fn step(
     conn: &mut Conn,
@@ -451,22 +475,7 @@ fn step(
         return shape;
     }
     conn.flow.half_mut(side).set_doubt(None);
-    let event = |kind, rtt: Option<Micros>, probe_frame| Event {
-        kind,
-        file: at.file,
-        frame: at.frame,
-        time: at.time,
-        src: key.endpoint(side),
-        dst: key.endpoint(peer),
-        seq: seg.seq,
-        ack: seg.ack,
-        len: seg.payload_len,
-        rtt,
-        probe_frame,
-        unanswered: None,
-        idle: None,
-        interval: None,
-    };
+    let event = |kind| segment_event(kind, at, key, side, seg);
     // Does this segment answer the peer's probe?
     if let Some(p) = conn.pending(peer) {
         if let Some(answer) = keepalive::answer(&p, seg, shape) {
@@ -485,7 +494,11 @@ fn step(
                 _ => None,
             };
             if let Some(kind) = kind {
-                emit(&event(kind, Some(rtt), Some(p.frame)));
+                emit(&Event {
+                    rtt: Some(rtt),
+                    probe_frame: Some(p.frame),
+                    ..event(kind)
+                });
             }
         }
     }
@@ -497,11 +510,11 @@ fn step(
             };
             let (len, byte) = (seg.payload_len, seg.first_byte);
             conn.prober(side).probe(at.time, idle, len, byte);
-            emit(&event(EventKind::Keepalive, None, None));
+            emit(&event(EventKind::Keepalive));
         }
         Shape::ZeroWindowProbe => {
             conn.prober(side).zero_window_probes += 1;
-            emit(&event(EventKind::ZeroWindowProbe, None, None));
+            emit(&event(EventKind::ZeroWindowProbe));
         }
         _ => {
             if seg.has(flags::RST) {
