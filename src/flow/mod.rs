@@ -70,8 +70,11 @@ impl Side {
 impl FlowKey {
     /// The connection a segment belongs to, and which end sent it.
     pub fn of(seg: &Segment) -> (FlowKey, Side) {
-        let (src, dst) = (seg.src, seg.dst);
-        let (lo, hi, side) = if src <= dst {
+        let (src, dst) = (&seg.src, &seg.dst);
+        // Endpoint's order (address, then port), written out: the derived
+        // comparison goes through `Ordering` for each field.
+        let src_lower = src.ip < dst.ip || (src.ip == dst.ip && src.port <= dst.port);
+        let (lo, hi, side) = if src_lower {
             (src, dst, Side::Lo)
         } else {
             (dst, src, Side::Hi)
