@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 
 use crate::flow::{Flow, FlowKey, Micros, Resend, Side};
-use crate::keepalive::{self, Answer, Event, EventKind, Pending, Shape};
+use crate::keepalive::{self, Answer, Event, EventKind, Pending, Place, Shape};
 use crate::report::{ConnectionReport, ProberStats};
 use crate::wire::{flags, Segment};
 
@@ -422,6 +422,30 @@ fn judgement(kind: EventKind, key: &FlowKey, side: Side, stats: &ProberStats) ->
     }
 }
 
+/// The event `seg` (sent by `side` of `key`) makes.
+///
+/// A function rather than a closure in `step`: the closure's captures were
+/// stored for every segment, although one in hundreds makes an event.
+#[cold]
+fn segment_event(kind: EventKind, at: FrameRef, key: &FlowKey, side: Side, seg: &Segment) -> Event {
+    Event {
+        kind,
+        file: at.file,
+        frame: at.frame,
+        time: at.time,
+        src: key.endpoint(side),
+        dst: key.endpoint(side.other()),
+        seq: seg.seq,
+        ack: seg.ack,
+        len: seg.payload_len,
+        rtt: None,
+        probe_frame: None,
+        unanswered: None,
+        idle: None,
+        interval: None,
+    }
+}
+
 /// Apply the rules to one segment of `conn` sent by `side`.
 fn step(
     conn: &mut Conn,
@@ -433,10 +457,15 @@ fn step(
     emit: &mut dyn FnMut(&Event),
 ) -> Shape {
     let peer = side.other();
-    if keepalive::is_resync(conn.flow.half(side), conn.flow.half(peer), seg) {
+    let mut place = keepalive::place(conn.flow.half(side), conn.flow.half(peer), seg);
+    if place == Place::Resync {
         conn.flow.rebase(side, seg);
+        // Against the new state the segment is never a resync again (the
+        // doubt it continued is gone), but it may still be unacceptable.
+        place = keepalive::place(conn.flow.half(side), conn.flow.half(peer), seg);
     }
-    let shape = keepalive::classify(conn.flow.half(side), conn.flow.half(peer), seg, at.time);
+    let (sender, receiver) = (conn.flow.half(side), conn.flow.half(peer));
+    let shape = keepalive::classify_placed(sender, receiver, seg, at.time, place);
     if shape == Shape::Copy {
         return shape;
     }
@@ -446,22 +475,7 @@ fn step(
         return shape;
     }
     conn.flow.half_mut(side).set_doubt(None);
-    let event = |kind, rtt: Option<Micros>, probe_frame| Event {
-        kind,
-        file: at.file,
-        frame: at.frame,
-        time: at.time,
-        src: key.endpoint(side),
-        dst: key.endpoint(peer),
-        seq: seg.seq,
-        ack: seg.ack,
-        len: seg.payload_len,
-        rtt,
-        probe_frame,
-        unanswered: None,
-        idle: None,
-        interval: None,
-    };
+    let event = |kind| segment_event(kind, at, key, side, seg);
     // Does this segment answer the peer's probe?
     if let Some(p) = conn.pending(peer) {
         if let Some(answer) = keepalive::answer(&p, seg, shape) {
@@ -480,7 +494,11 @@ fn step(
                 _ => None,
             };
             if let Some(kind) = kind {
-                emit(&event(kind, Some(rtt), Some(p.frame)));
+                emit(&Event {
+                    rtt: Some(rtt),
+                    probe_frame: Some(p.frame),
+                    ..event(kind)
+                });
             }
         }
     }
@@ -492,11 +510,11 @@ fn step(
             };
             let (len, byte) = (seg.payload_len, seg.first_byte);
             conn.prober(side).probe(at.time, idle, len, byte);
-            emit(&event(EventKind::Keepalive, None, None));
+            emit(&event(EventKind::Keepalive));
         }
         Shape::ZeroWindowProbe => {
             conn.prober(side).zero_window_probes += 1;
-            emit(&event(EventKind::ZeroWindowProbe, None, None));
+            emit(&event(EventKind::ZeroWindowProbe));
         }
         _ => {
             if seg.has(flags::RST) {
@@ -537,22 +555,16 @@ impl Engine {
         data: &[u8],
         out: &mut dyn FnMut(Output),
     ) {
-        self.decoded(at, crate::wire::decode(link, data), out);
-    }
-
-    /// Feed a frame decoded elsewhere (on the reader thread).
-    pub fn decoded(&mut self, at: FrameRef, decoded: Decoded, out: &mut dyn FnMut(Output)) {
         self.totals.frames += 1;
-        match decoded {
-            Ok(Some(seg)) => self.segment(at, &seg, out),
+        // Matched by reference: moving the segment out of the result would
+        // copy its 96 bytes once more for every frame.
+        match &crate::wire::decode(link, data) {
+            Ok(Some(seg)) => self.segment(at, seg, out),
             Ok(None) => self.totals.not_tcp += 1,
             Err(_) => self.totals.undecodable += 1,
         }
     }
 }
-
-/// What decoding one frame gave.
-pub type Decoded = Result<Option<Segment>, crate::wire::DecodeError>;
 
 mod table;
 

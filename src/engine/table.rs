@@ -5,7 +5,7 @@
 
 use std::hash::BuildHasher;
 
-use hashbrown::hash_table::{Entry, HashTable};
+use hashbrown::hash_table::HashTable;
 
 use super::Conn;
 use crate::flow::FlowKey;
@@ -49,18 +49,25 @@ impl Table {
         Some(found.remove().0.conn)
     }
 
-    /// The connection under `key`, made by `new` if there is none: one
-    /// lookup either way.
+    /// The connection under `key`, made by `new` if there is none.
+    ///
+    /// A plain find first: `entry` would also look for a free slot on the
+    /// way, for the one segment in hundreds that opens a connection.
     #[inline]
     pub fn get_or_insert_with(&mut self, key: FlowKey, new: impl FnOnce() -> Conn) -> &mut Conn {
         let hash = self.hash(&key);
-        let state = &self.state;
-        match self
-            .slots
-            .entry(hash, |s| s.key == key, |s| state.hash_one(s.key))
-        {
-            Entry::Occupied(o) => &mut o.into_mut().conn,
-            Entry::Vacant(v) => &mut v.insert(Slot { key, conn: new() }).into_mut().conn,
+        match self.slots.find_entry(hash, |s| s.key == key) {
+            Ok(found) => &mut found.into_mut().conn,
+            Err(absent) => {
+                let state = &self.state;
+                let slot = Slot { key, conn: new() };
+                let rehash = |s: &Slot| state.hash_one(s.key);
+                &mut absent
+                    .into_table()
+                    .insert_unique(hash, slot, rehash)
+                    .into_mut()
+                    .conn
+            }
         }
     }
 

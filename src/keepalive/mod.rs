@@ -51,12 +51,24 @@ impl Shape {
 
 /// Classify `seg`, sent by the side whose state is `sender`, to the side whose
 /// state is `peer`; both as they were before `seg`.
-#[inline]
 pub fn classify(sender: &Half, peer: &Half, seg: &Segment, now: Micros) -> Shape {
+    classify_placed(sender, peer, seg, now, place(sender, peer, seg))
+}
+
+/// [`classify`], with the segment's [`place`] against the same state
+/// already known: the engine needs the place first, to resynchronise.
+#[inline]
+pub fn classify_placed(
+    sender: &Half,
+    peer: &Half,
+    seg: &Segment,
+    now: Micros,
+    place: Place,
+) -> Shape {
     if is_copy(sender, seg, now) {
         return Shape::Copy;
     }
-    if is_unacceptable(sender, peer, seg) {
+    if place == Place::Unacceptable {
         return Shape::Unacceptable;
     }
     if seg.payload_len > 1 || seg.has(flags::SYN | flags::FIN | flags::RST) || !seg.has(flags::ACK)
@@ -128,16 +140,40 @@ fn far(x: u32, reference: u32) -> bool {
 /// segment that continues the previous unacceptable one from the same side
 /// is taken as the stream's new position.
 pub fn is_unacceptable(sender: &Half, peer: &Half, seg: &Segment) -> bool {
-    out_of_place(sender, peer, seg) && !continues_doubt(sender, seg)
+    place(sender, peer, seg) == Place::Unacceptable
 }
 
 /// The segment continues the stream where the previous, unacceptable one
 /// from this side left off: the state it contradicts is the wrong one (a
 /// forged segment came first, or the capture has a gap), and `flow` starts
 /// this side again from it.
-#[inline]
 pub fn is_resync(sender: &Half, peer: &Half, seg: &Segment) -> bool {
-    out_of_place(sender, peer, seg) && continues_doubt(sender, seg)
+    place(sender, peer, seg) == Place::Resync
+}
+
+/// Where a segment stands against its connection's numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// Near what both sides have sent: nearly every segment.
+    InStream,
+    /// Out of place, but continuing the previous unacceptable segment from
+    /// the same side (see [`is_resync`]).
+    Resync,
+    /// Out of place (see [`is_unacceptable`]).
+    Unacceptable,
+}
+
+/// [`is_resync`] and [`is_unacceptable`] in one: both ask the same
+/// question first, and every segment asks it, so it is asked once.
+#[inline]
+pub fn place(sender: &Half, peer: &Half, seg: &Segment) -> Place {
+    if !out_of_place(sender, peer, seg) {
+        Place::InStream
+    } else if continues_doubt(sender, seg) {
+        Place::Resync
+    } else {
+        Place::Unacceptable
+    }
 }
 
 fn out_of_place(sender: &Half, peer: &Half, seg: &Segment) -> bool {

@@ -207,6 +207,9 @@ struct IpView {
     tcp_offset: usize,
 }
 
+// The errors are built out of line (`#[cold]`): inlined, their formatting
+// made the decoder's frame large and its every call dearer.
+#[cold]
 fn malformed(layer: &'static str, e: impl std::fmt::Display) -> DecodeError {
     DecodeError::Malformed {
         layer,
@@ -245,10 +248,7 @@ fn ipv4_view(ip: &[u8]) -> Result<Option<IpView>, DecodeError> {
     }
     let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
     if total != 0 && total < header_len {
-        return Err(malformed(
-            "IPv4",
-            format!("total length {total} is shorter than the header"),
-        ));
+        return Err(ipv4_too_short(total));
     }
     Ok(Some(IpView {
         src: v4_mapped([h[12], h[13], h[14], h[15]]),
@@ -259,8 +259,17 @@ fn ipv4_view(ip: &[u8]) -> Result<Option<IpView>, DecodeError> {
     }))
 }
 
+#[cold]
+fn ipv4_too_short(total: usize) -> DecodeError {
+    malformed(
+        "IPv4",
+        format!("total length {total} is shorter than the header"),
+    )
+}
+
 /// The error etherparse gives for an IPv4 header the checks above turned
 /// down (shorter than 20 bytes, or than its IHL says), in its words.
+#[cold]
 fn ipv4_rejected(ip: &[u8]) -> DecodeError {
     match Ipv4HeaderSlice::from_slice(ip) {
         Err(e) => malformed("IPv4", e),
@@ -383,6 +392,7 @@ pub fn decode_ip(ip: &[u8], vlan: VlanTags) -> Result<Option<Segment>, DecodeErr
 
 /// The error etherparse gives for a TCP header the checks above turned down
 /// (cut short, or a data offset below 5), in its words.
+#[cold]
 fn tcp_rejected(tcp: &[u8]) -> DecodeError {
     match TcpSlice::from_slice(tcp) {
         Err(e) => malformed("TCP", e),
