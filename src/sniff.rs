@@ -6,10 +6,12 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::analyze::RunEnd;
-use crate::capture::{filter_expr, list_interfaces, LiveCapture, LiveError, LiveOptions};
+use crate::capture::{
+    filter_expr, list_interfaces, wall_clock, LiveCapture, LiveError, LiveOptions,
+};
 use crate::cli::SniffArgs;
 use crate::engine::{Engine, FrameRef, Live, Output};
 use crate::flow::Micros;
@@ -20,13 +22,6 @@ const TICK: Duration = Duration::from_millis(100);
 
 fn micros(seconds: f64) -> Micros {
     (seconds * 1e6) as Micros
-}
-
-fn wall_clock() -> Micros {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as Micros)
-        .unwrap_or(0)
 }
 
 /// Set by Ctrl-C or SIGTERM; the loop looks at it between packets.

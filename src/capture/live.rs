@@ -20,12 +20,9 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
 
-use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-
 use pcap::{Active, Capture, Device, Savefile};
 
-use super::{frame, pcap_text, Frame};
+use super::{frame, pcap_text, readable_within, Frame};
 use crate::wire::{LinkType, UnsupportedLinkType};
 
 /// The longest a captured packet waits in the kernel before libpcap can read
@@ -182,22 +179,15 @@ impl LiveCapture {
         Ok(n)
     }
 
-    /// Whether the capture has something to read within `wait`. A signal
-    /// ending the wait early counts as "nothing yet".
+    /// Whether the capture has something to read within `wait`.
     fn readable(&mut self, wait: Duration) -> Result<bool, LiveError> {
         if self.pending {
             return Ok(true);
         }
-        let millis = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(self.cap.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(millis)) {
-            Ok(n) => Ok(n > 0),
-            Err(Errno::EINTR) => Ok(false),
-            Err(e) => Err(LiveError::Read {
-                iface: self.iface.clone(),
-                reason: e.to_string(),
-            }),
-        }
+        readable_within(self.cap.as_fd(), wait).map_err(|e| LiveError::Read {
+            iface: self.iface.clone(),
+            reason: e.to_string(),
+        })
     }
 
     /// libpcap's counters, and the saved file flushed.

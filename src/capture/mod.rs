@@ -145,6 +145,30 @@ fn end_or_error<T>(path: &Path, record: u64, e: pcap::Error) -> Result<Option<T>
     }
 }
 
+/// The wall clock on the capture's scale: microseconds since 1970.
+pub fn wall_clock() -> Micros {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as Micros)
+        .unwrap_or(0)
+}
+
+/// Whether `fd` has something to read within `wait`. A signal ending the
+/// wait early counts as "nothing yet", so that Ctrl-C is seen promptly.
+fn readable_within(
+    fd: std::os::fd::BorrowedFd<'_>,
+    wait: std::time::Duration,
+) -> nix::Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let millis = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(millis)) {
+        Ok(n) => Ok(n > 0),
+        Err(nix::errno::Errno::EINTR) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Capture times are kept within ±2^61 µs (some 73,000 years either side of
 /// 1970), so that the difference of any two fits in an `i64`: idle times,
 /// RTTs and durations are plain subtractions downstream.

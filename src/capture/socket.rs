@@ -20,12 +20,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, LinkAddr, MsgFlags};
 use pcap::{BpfInstruction, Capture, Linktype};
 use socket2::{Domain, Protocol, SockFilter, Socket, Type};
 
-use super::{micros, pcap_text, Frame, LiveError};
+use super::{micros, pcap_text, readable_within, wall_clock, Frame, LiveError};
 use crate::flow::Micros;
 use crate::wire::LinkType;
 
@@ -156,19 +155,13 @@ impl PacketSocket {
                 });
             if !skip {
                 let len = msg.bytes.min(self.buf.len());
-                return Ok(Some((len, time.unwrap_or_else(now_micros))));
+                return Ok(Some((len, time.unwrap_or_else(wall_clock))));
             }
         }
     }
 
     fn readable(&self, wait: Duration) -> Result<bool, LiveError> {
-        let millis = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(millis)) {
-            Ok(n) => Ok(n > 0),
-            Err(Errno::EINTR) => Ok(false),
-            Err(e) => Err(read_error(&self.iface, e)),
-        }
+        readable_within(self.fd.as_fd(), wait).map_err(|e| read_error(&self.iface, e))
     }
 
     /// Close the socket without making this process wait for the kernel.
@@ -241,11 +234,6 @@ fn kernel_insn(insn: &BpfInstruction) -> Option<SockFilter> {
 #[allow(clippy::useless_conversion)] // time_t is not 64 bits everywhere
 fn timeval_micros(tv: nix::sys::time::TimeVal) -> Micros {
     micros(i64::from(tv.tv_sec()), i64::from(tv.tv_usec()))
-}
-
-fn now_micros() -> Micros {
-    let now = chrono::Utc::now();
-    micros(now.timestamp(), i64::from(now.timestamp_subsec_micros()))
 }
 
 /// The interface's index; 0 for `any`.

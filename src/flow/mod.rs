@@ -397,8 +397,8 @@ impl Flow {
         }
     }
 
-    /// Forget what `side` and its ACKs established, so that `seg` (which
-    /// `keepalive::is_resync` found continuing a stream the state
+    /// Forget what `side` and its ACKs established, so that `seg` (a
+    /// `keepalive::Place::Resync`: it continues a stream the state
     /// contradicts) sets it anew in the `update` that follows.
     pub fn rebase(&mut self, side: Side, seg: &Segment) {
         let half = self.half_mut(side);

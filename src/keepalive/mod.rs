@@ -37,7 +37,7 @@ pub enum Shape {
     Copy,
     /// A segment its receiver drops unread: its sequence number lies beyond
     /// any window, or it acknowledges data the other side never sent
-    /// (RFC 9293 3.10.7.4). It changes no state (see [`is_unacceptable`]).
+    /// (RFC 9293 3.10.7.4). It changes no state (see [`Place`]).
     Unacceptable,
     /// Anything else.
     Other,
@@ -129,42 +129,33 @@ fn far(x: u32, reference: u32) -> bool {
     x.wrapping_sub(reference).min(reference.wrapping_sub(x)) > MAX_AHEAD
 }
 
-/// A segment whose SEQ is far from its sender's next sequence number, or
-/// whose ACK is far from everything the other side sent: the receiver
-/// drops it (RFC 9293 3.10.7.4: "If the ACK acks something not yet sent ...
-/// drop the segment"), so it says nothing about either side. Such segments
-/// are forged (`kaprobe poke` asks our own kernel for its numbers with one,
-/// attackers inject them) or belong to a new connection on the same ports.
+/// Where a segment stands against its connection's numbers.
+///
+/// Out of place is a segment whose SEQ is far from its sender's next
+/// sequence number, or whose ACK is far from everything the other side
+/// sent: the receiver drops it (RFC 9293 3.10.7.4: "If the ACK acks
+/// something not yet sent ... drop the segment"), so it says nothing about
+/// either side. Such segments are forged (`kaprobe poke` asks our own kernel
+/// for its numbers with one, attackers inject them) or belong to a new
+/// connection on the same ports.
 ///
 /// A capture with a gap can make a real stream jump far ahead too, so a
-/// segment that continues the previous unacceptable one from the same side
+/// segment that continues the previous out-of-place one from the same side
 /// is taken as the stream's new position.
-pub fn is_unacceptable(sender: &Half, peer: &Half, seg: &Segment) -> bool {
-    place(sender, peer, seg) == Place::Unacceptable
-}
-
-/// The segment continues the stream where the previous, unacceptable one
-/// from this side left off: the state it contradicts is the wrong one (a
-/// forged segment came first, or the capture has a gap), and `flow` starts
-/// this side again from it.
-pub fn is_resync(sender: &Half, peer: &Half, seg: &Segment) -> bool {
-    place(sender, peer, seg) == Place::Resync
-}
-
-/// Where a segment stands against its connection's numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Place {
     /// Near what both sides have sent: nearly every segment.
     InStream,
-    /// Out of place, but continuing the previous unacceptable segment from
-    /// the same side (see [`is_resync`]).
+    /// Out of place, but continuing where the previous unacceptable segment
+    /// from this side left off: the state it contradicts is the wrong one (a
+    /// forged segment came first, or the capture has a gap), and `flow`
+    /// starts this side again from it.
     Resync,
-    /// Out of place (see [`is_unacceptable`]).
+    /// Out of place, and the receiver drops it.
     Unacceptable,
 }
 
-/// [`is_resync`] and [`is_unacceptable`] in one: both ask the same
-/// question first, and every segment asks it, so it is asked once.
+/// The segment's [`Place`]. Every segment asks, once.
 #[inline]
 pub fn place(sender: &Half, peer: &Half, seg: &Segment) -> Place {
     if !out_of_place(sender, peer, seg) {

@@ -252,15 +252,7 @@ impl Session {
             Some(last) if tries > 0 => (last.seq.wrapping_add(1 << 31), last.ack),
             _ => (self.next_random(), self.next_random()),
         };
-        let spec = SegmentSpec {
-            src: self.remote,
-            dst: self.local,
-            seq,
-            ack,
-            window: u16::MAX,
-            timestamps: None,
-            payload: Vec::new(),
-        };
+        let spec = bare_ack(self.remote, self.local, seq, ack);
         self.record("learn", &spec, now);
         self.phase = Phase::Learning {
             deadline: now + LEARN_WAIT,
@@ -276,15 +268,8 @@ impl Session {
             Some(last) => last.seq.wrapping_add(1 << 31),
             None => self.next_random(),
         };
-        let spec = SegmentSpec {
-            src: self.local,
-            dst: self.remote,
-            seq,
-            ack: self.next_random(),
-            window: u16::MAX,
-            timestamps: None,
-            payload: Vec::new(),
-        };
+        let ack = self.next_random();
+        let spec = bare_ack(self.local, self.remote, seq, ack);
         self.record("ask", &spec, now);
         self.phase = Phase::Asking {
             deadline: now + self.plan.wait,
@@ -567,6 +552,20 @@ impl Session {
         if !self.done() {
             self.finish(Verdict::Unknown, None, Some("interrupted".into()));
         }
+    }
+}
+
+/// The out-of-window segment of `learn` and `ask`: 0 bytes, an ACK at
+/// numbers of our choosing, no timestamp (nothing for PAWS to take in).
+fn bare_ack(src: Endpoint, dst: Endpoint, seq: u32, ack: u32) -> SegmentSpec {
+    SegmentSpec {
+        src,
+        dst,
+        seq,
+        ack,
+        window: u16::MAX,
+        timestamps: None,
+        payload: Vec::new(),
     }
 }
 

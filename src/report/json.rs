@@ -26,7 +26,7 @@ pub fn rfc3339(us: Micros) -> String {
     }
     let (second, micros) = (us.div_euclid(1_000_000), us.rem_euclid(1_000_000));
     SECOND.with_borrow_mut(|(cached, prefix)| {
-        if *cached != second || prefix.is_empty() {
+        if *cached != second {
             let Some(t) = chrono::DateTime::from_timestamp(second, 0) else {
                 return us.to_string();
             };
