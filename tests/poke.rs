@@ -567,6 +567,9 @@ fn poke_alive_over_ipv6_link_local() {
     }
     let net = Net::new();
     let peer = link_local(&net.b, &net.b_if);
+    // Our own link-local address too: while it is tentative, the kernel
+    // picks the global one as the connection's source.
+    link_local(&net.a, &net.a_if);
     let _server = net.peer(&net.b, &["server", "::", "7000"]);
     let _client = net.peer(
         &net.a,
