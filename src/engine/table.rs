@@ -43,6 +43,14 @@ impl Table {
         self.slots.find(hash, |s| s.key == *key).map(|s| &s.conn)
     }
 
+    #[inline]
+    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Conn> {
+        let hash = self.hash(key);
+        self.slots
+            .find_mut(hash, |s| s.key == *key)
+            .map(|s| &mut s.conn)
+    }
+
     pub fn remove(&mut self, key: &FlowKey) -> Option<Conn> {
         let hash = self.hash(key);
         let found = self.slots.find_entry(hash, |s| s.key == *key).ok()?;

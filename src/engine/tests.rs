@@ -474,3 +474,195 @@ fn capture_beginning_with_a_forged_ack_recovers_on_the_real_segments() {
     assert_eq!(run.kinds(), [EventKind::Keepalive, EventKind::KeepaliveAck]);
     assert_eq!(run.only().verdict, Verdict::Alive);
 }
+
+/// Header prediction (`Engine::predicted`) must change nothing a reader
+/// sees: random conversations, mostly in order and sprinkled with what the
+/// rules care about (probes, resends, copies, zero windows, forged and
+/// far-off segments, FIN, RST, a new SYN), give the same events, reports,
+/// totals and table with prediction as through the general path alone.
+mod prediction {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One step of a conversation: what to send, from which side, how long
+    /// after the previous one.
+    #[derive(Clone, Debug)]
+    struct Step {
+        kind: u8,
+        from_server: bool,
+        len: u32,
+        wait: u8,
+        timestamp: bool,
+        window: u16,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        (
+            0u8..100,
+            any::<bool>(),
+            2u32..1500,
+            0u8..8,
+            prop::bool::weighted(0.9),
+            prop_oneof![4 => Just(500u16), 1 => Just(0u16), 1 => any::<u16>()],
+        )
+            .prop_map(|(kind, from_server, len, wait, timestamp, window)| Step {
+                kind,
+                from_server,
+                len,
+                wait,
+                timestamp,
+                window,
+            })
+    }
+
+    /// Turn the steps into segments, keeping each side's numbers so that
+    /// most segments are the next in order.
+    fn script(steps: &[Step]) -> Vec<(Micros, Segment)> {
+        let waits = [0, 10, 40_000, 99_999, 150_000, SEC, 10 * SEC, 75 * SEC];
+        let mut next = [1000u32, 5000u32];
+        let mut tsval = [7u32, 9u32];
+        let mut time = 0;
+        let mut last: Option<Segment> = None;
+        let mut out = Vec::new();
+        for s in steps {
+            time += waits[usize::from(s.wait)];
+            let (me, peer) = if s.from_server { (1, 0) } else { (0, 1) };
+            tsval[me] = tsval[me].wrapping_add(1);
+            let template = if s.from_server { s2c() } else { c2s() };
+            let mut seg = Segment {
+                seq: next[me],
+                ack: next[peer],
+                window: s.window,
+                tsval: s.timestamp.then_some(tsval[me]),
+                ..template
+            };
+            match s.kind {
+                // In-order data and pure ACKs: what prediction is for.
+                0..=39 => seg.payload_len = s.len,
+                40..=59 => {}
+                60..=64 => seg.seq = next[me].wrapping_sub(1),
+                65..=67 => {
+                    seg.seq = next[me].wrapping_sub(1);
+                    seg.payload_len = 1;
+                }
+                68..=71 => {
+                    seg.seq = next[me].wrapping_sub(s.len);
+                    seg.payload_len = s.len;
+                }
+                72..=75 => {
+                    if let Some(copy) = last.clone() {
+                        seg = copy;
+                    }
+                }
+                76..=78 => seg.ack = next[peer].wrapping_sub(s.len),
+                79..=80 => seg.ack = next[peer].wrapping_add(s.len),
+                81..=82 => seg.seq = next[me].wrapping_add(s.len << 20),
+                83..=84 => {
+                    seg.seq = s.len.wrapping_mul(0x9e37_79b9);
+                    seg.tsval = None;
+                }
+                85..=86 => seg.flags |= flags::FIN,
+                87 => seg.flags = flags::RST | flags::ACK,
+                88 => {
+                    seg.flags = flags::SYN;
+                    seg.ack = 0;
+                }
+                89 => seg.flags = flags::SYN | flags::ACK,
+                90..=91 => seg.flags = flags::ACK | flags::PSH,
+                92..=93 => seg.flags = 0,
+                94..=95 => {
+                    seg.payload_len = s.len;
+                    seg.mptcp_data = true;
+                }
+                _ => seg.ip_id = s.len as u16,
+            }
+            if s.kind < 40 || (85..=86).contains(&s.kind) || s.kind == 88 {
+                next[me] = seg.seq.wrapping_add(seg.seq_len());
+            }
+            last = Some(seg.clone());
+            out.push((time, seg));
+        }
+        out
+    }
+
+    /// Everything an engine shows: its output in order, its totals, and
+    /// its table before the end.
+    fn observe(mut engine: Engine, script: &[(Micros, Segment)]) -> (Vec<String>, String) {
+        let mut seen = Vec::new();
+        let mut sink = |o: Output| seen.push(format!("{o:?}"));
+        for (i, (time, seg)) in script.iter().enumerate() {
+            let at = FrameRef {
+                file: 0,
+                frame: i as u64 + 1,
+                time: *time,
+            };
+            engine.segment(at, seg, &mut sink);
+        }
+        let mut table: Vec<String> = engine
+            .conns
+            .iter()
+            .map(|(k, c)| format!("{k:?} {c:?}"))
+            .collect();
+        table.sort();
+        let end = script.last().map_or(0, |s| s.0) + SEC;
+        engine.finish(end, &mut sink);
+        (seen, format!("{:?}\n{}", engine.totals, table.join("\n")))
+    }
+
+    fn general(mut engine: Engine) -> Engine {
+        engine.general_only = true;
+        engine
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn prediction_changes_nothing(steps in proptest::collection::vec(step(), 1..120)) {
+            let script = script(&steps);
+            prop_assert_eq!(observe(Engine::new(), &script), observe(general(Engine::new()), &script));
+            let live = Live { grace: SEC, idle_timeout: 300 * SEC };
+            prop_assert_eq!(
+                observe(Engine::live(live), &script),
+                observe(general(Engine::live(live)), &script)
+            );
+        }
+    }
+
+    /// The property test above is only worth something if prediction
+    /// actually takes most of its segments.
+    #[test]
+    fn in_order_traffic_is_predicted() {
+        let steps: Vec<Step> = (0..200)
+            .map(|i| Step {
+                kind: if i % 2 == 0 { 0 } else { 40 },
+                from_server: i % 4 >= 2,
+                len: 100,
+                wait: 1,
+                timestamp: true,
+                window: 500,
+            })
+            .collect();
+        let script = script(&steps);
+        let mut engine = Engine::new();
+        let mut general_calls = 0;
+        for (i, (time, seg)) in script.iter().enumerate() {
+            let (key, side) = FlowKey::of(seg);
+            let at = FrameRef {
+                file: 0,
+                frame: i as u64 + 1,
+                time: *time,
+            };
+            if !engine.predicted(&key, side, seg, at.time) {
+                general_calls += 1;
+                engine.general(at, seg, key, side, &mut |_| {});
+            }
+        }
+        // The first segment of each side has no state to predict from.
+        assert!(
+            general_calls <= 3,
+            "{general_calls} segments took the general path"
+        );
+    }
+}

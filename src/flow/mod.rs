@@ -39,6 +39,7 @@ fn join([hi, lo]: [u64; 2]) -> u128 {
 }
 
 impl Hash for FlowKey {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u128(join(self.lo_addr));
         state.write_u128(join(self.hi_addr));
@@ -69,6 +70,7 @@ impl Side {
 
 impl FlowKey {
     /// The connection a segment belongs to, and which end sent it.
+    #[inline]
     pub fn of(seg: &Segment) -> (FlowKey, Side) {
         let (src, dst) = (&seg.src, &seg.dst);
         // Endpoint's order (address, then port), written out: the derived
@@ -114,6 +116,7 @@ impl FlowKey {
 pub struct Fingerprint([u64; 3]);
 
 impl Fingerprint {
+    #[inline]
     pub fn of(seg: &Segment) -> Fingerprint {
         // The TSval goes in as 0 when absent, with a presence bit beside the
         // flags, so that equal fingerprints compare equal.
@@ -394,6 +397,39 @@ impl Flow {
             let other = side.other();
             self.half_mut(other)
                 .acked(seg.ack, moved, &mut resend[other as usize]);
+        }
+    }
+
+    /// The effect of a segment that `keepalive::predict` accepted: what
+    /// `set_doubt(None)` then [`Flow::update`] do for a segment with ACK and
+    /// none of SYN, FIN, RST, that resends nothing, from a side whose peer
+    /// is not resending, when both sides' next sequence numbers are known.
+    /// The same stores, without the cases that cannot arise (the engine's
+    /// property test compares the two).
+    #[inline]
+    pub fn advance(&mut self, side: Side, seg: &Segment, print: Fingerprint, now: Micros) {
+        let [lo, hi] = &mut self.half;
+        let (sender, peer) = match side {
+            Side::Lo => (lo, hi),
+            Side::Hi => (hi, lo),
+        };
+        let end = seg.seq.wrapping_add(seg.payload_len);
+        if seq_after(end, sender.next_seq) {
+            sender.next_seq = end;
+        }
+        if !sender.has(bit::ACK) || seq_after(seg.ack, sender.ack) {
+            sender.ack = seg.ack;
+        }
+        sender.window = seg.window;
+        sender.doubt = (0, 0);
+        sender.last_time = now;
+        sender.last_nonprobe = now;
+        sender.last_print = print;
+        let ts = u16::from(seg.tsval.is_some()) * bit::TIMESTAMPS;
+        let set = bit::ACK | bit::WINDOW | bit::LAST_TIME | bit::LAST_NONPROBE;
+        sender.bits = (sender.bits & !(bit::TIMESTAMPS | bit::DOUBT)) | set | ts;
+        if seq_after(seg.ack, peer.next_seq) {
+            peer.next_seq = seg.ack;
         }
     }
 

@@ -202,6 +202,52 @@ fn is_copy(sender: &Half, seg: &Segment, now: Micros) -> bool {
         && sender.last_print == Fingerprint::of(seg)
 }
 
+/// Header prediction (Jacobson's, as in 4.4BSD `tcp_input` and Linux
+/// `tcp_rcv_established`): most segments of an open connection are the next
+/// in order from a side whose state holds no surprise. For such a segment
+/// the rules above can only say `Shape::Other` at `Place::InStream`, and its
+/// whole effect is [`crate::flow::Flow::advance`]. True only when that is
+/// certain; anything else (a side not seen yet, SYN, FIN, RST, a resend, a
+/// 1-byte segment, a zero window, a copy, a segment far from the stream or
+/// without the timestamps its side sends) goes through [`place`] and
+/// [`classify_placed`], which stay the rules. The engine's property test
+/// feeds random conversations through both and requires the same output.
+///
+/// `print` is `Fingerprint::of(seg)`; the caller needs it for the update too.
+#[inline]
+pub fn predict(sender: &Half, peer: &Half, seg: &Segment, print: Fingerprint, now: Micros) -> bool {
+    let ack_only = flags::SYN | flags::FIN | flags::RST | flags::ACK;
+    if seg.flags & ack_only != flags::ACK {
+        return false;
+    }
+    let (Some(next), Some(peer_next)) = (sender.next_seq(), peer.next_seq()) else {
+        return false;
+    };
+    // A resend in progress ends, in state kept off the hot path, when the
+    // ACK moves.
+    if peer.resending() {
+        return false;
+    }
+    // `out_of_place`, with `is_foreign` ruled out by the timestamp check.
+    if far(seg.seq, next) || far(seg.ack, peer_next) || (sender.timestamps() && seg.tsval.is_none())
+    {
+        return false;
+    }
+    let recent = sender
+        .last_time()
+        .is_some_and(|t| now.wrapping_sub(t) < COPY_WINDOW && now >= t);
+    if recent && sender.last_print == print {
+        return false;
+    }
+    match seg.payload_len {
+        // A pure ACK, not at next - 1 and not towards a zero window: no probe.
+        0 => seg.seq != next.wrapping_sub(1) && peer.window() != Some(0),
+        1 => false,
+        // New data (reaching past `next`): not a resend.
+        n => seq_after(seg.seq.wrapping_add(n), next),
+    }
+}
+
 /// A probe waiting for its answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pending {

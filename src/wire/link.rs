@@ -4,7 +4,7 @@
 //! block). Encapsulations inside Ethernet (802.1Q/QinQ tags, PPPoE sessions)
 //! are peeled here too, recording VLAN ids for the connection key.
 
-use etherparse::{Ethernet2Slice, SingleVlanSlice};
+use etherparse::SingleVlanSlice;
 
 use super::{DecodeError, VlanTags};
 
@@ -66,10 +66,12 @@ pub fn ip_payload<'a>(
     vlan: &mut VlanTags,
 ) -> Result<Option<&'a [u8]>, DecodeError> {
     match link {
+        // Destination and source MAC, then the EtherType (IEEE 802.3 3.1.1).
         LinkType::Ethernet => {
-            let eth = Ethernet2Slice::from_slice_without_fcs(frame)
-                .map_err(|_| truncated("Ethernet", 14, frame.len()))?;
-            ether_payload(eth.ether_type().0, eth.payload_slice(), vlan)
+            let rest = frame
+                .get(14..)
+                .ok_or(truncated("Ethernet", 14, frame.len()))?;
+            ether_payload(be16(frame, 12), rest, vlan)
         }
         LinkType::LinuxSll => {
             let rest = frame

@@ -440,6 +440,11 @@ fn scan_options(opts: &[u8]) -> (Option<u32>, bool) {
     const MPTCP: u8 = 30;
     const MPTCP_DSS: u8 = 2;
     const DSS_MAPPING: u8 = 0x04;
+    // Linux and the BSDs put the timestamp alone after two NOPs (RFC 7323
+    // appendix A's layout): read it there without the walk.
+    if let [1, 1, TIMESTAMP, 10, a, b, c, d, _, _, _, _] = *opts {
+        return (Some(u32::from_be_bytes([a, b, c, d])), false);
+    }
     let (mut tsval, mut mptcp_data) = (None, false);
     for (kind, opt) in TcpOptions(opts) {
         if kind == TIMESTAMP && opt.len() == 10 {
