@@ -216,6 +216,48 @@ fn sniff_over_ipv6_reports_alive_on_sigint() {
     assert!((0.9..1.6).contains(&idle), "TCP_KEEPIDLE 1 s: {prober}");
 }
 
+/// On loopback the kernel shows a capture every packet twice, going out and
+/// coming in; sniff has it skip the outgoing copy, so each packet passes the
+/// ring once (libpcap's `received` equals the frames read) and none is lost.
+#[test]
+fn sniff_on_loopback_reads_each_packet_once() {
+    if !privileged("sniff_on_loopback_reads_each_packet_once") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.a, &["server", "127.0.0.1", "7002"]);
+    let sniff = Sniff::start(&net, &net.a, "lo", &[]);
+    let _client = net.peer(
+        &net.a,
+        &[
+            "client",
+            "127.0.0.1",
+            "7002",
+            "--keepalive",
+            "1,1,3",
+            "--hold",
+            "30",
+        ],
+    );
+    sniff.wait_for("keepalive_ack", 2, 8);
+    let lines = sniff.interrupt();
+    let summary = lines.last().unwrap();
+    let frames = summary["frames"].as_u64().unwrap();
+    // Handshake, one line each way, two probes and their answers at least.
+    assert!(frames >= 9, "{summary}");
+    assert_eq!(
+        summary["capture"]["received"].as_u64(),
+        Some(frames),
+        "every packet the ring carried was one to read: {summary}"
+    );
+    assert_eq!(summary["duplicates"], 0, "{summary}");
+    let (probes, acks) = (
+        summary["keepalives"].as_u64(),
+        summary["keepalive_acks"].as_u64(),
+    );
+    assert!(probes >= Some(2) && probes == acks, "{summary}");
+}
+
 #[test]
 fn sniff_on_a_missing_interface_is_one_clear_line() {
     let out = Command::new(kaprobe())

@@ -115,6 +115,9 @@ impl LiveCapture {
             expr: opts.filter.clone().unwrap_or_default(),
             reason: pcap_text(&e),
         })?;
+        if is_loopback(&iface) {
+            skip_outgoing_copies(&cap);
+        }
         Ok(LiveCapture {
             iface,
             cap,
@@ -204,6 +207,41 @@ impl LiveCapture {
             })
             .unwrap_or_default()
     }
+}
+
+/// Linux's `PACKET_IGNORE_OUTGOING` (since 4.20), which the libc crate does
+/// not name yet.
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+
+// nix's own macro for a socket option it does not list: the FFI call is
+// nix's, this crate stays free of `unsafe`.
+nix::sockopt_impl!(
+    IgnoreOutgoing,
+    SetOnly,
+    libc::SOL_PACKET,
+    PACKET_IGNORE_OUTGOING,
+    bool
+);
+use nix::{setsockopt_impl, sockopt_impl};
+
+/// A loopback device shows every packet to a capture twice: going out and
+/// coming back in. libpcap throws the outgoing copy away in user space
+/// (`linux_check_direction` in pcap-linux.c), after the kernel has copied it
+/// into the ring and woken the reader for it. With `PACKET_IGNORE_OUTGOING`
+/// the kernel never queues it (`dev_queue_xmit_nit` skips the socket), so the
+/// ring carries half as many entries for the same packets. A kernel older than
+/// 4.20 refuses the option, and libpcap goes on skipping the copy itself.
+fn skip_outgoing_copies(cap: &Capture<Active>) {
+    let _ = nix::sys::socket::setsockopt(&cap.as_fd(), IgnoreOutgoing, &true);
+}
+
+/// Whether `iface` is a loopback device (`lo`, or any with IFF_LOOPBACK).
+/// On any other device outgoing packets are seen once and must be kept.
+fn is_loopback(iface: &str) -> bool {
+    use nix::net::if_::InterfaceFlags;
+    nix::ifaddrs::getifaddrs().is_ok_and(|mut addrs| {
+        addrs.any(|a| a.interface_name == iface && a.flags.contains(InterfaceFlags::IFF_LOOPBACK))
+    })
 }
 
 fn open_error(iface: &str, err: &pcap::Error) -> LiveError {
