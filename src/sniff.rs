@@ -124,6 +124,7 @@ pub fn run(args: &SniffArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
                 break;
             }
         }
+        reporter.flush();
     }
     if drain {
         // The kernel hands over a block of packets at most `lag` after its

@@ -209,7 +209,7 @@ impl<W: Write> JsonWriter<W> {
         }
     }
 
-    pub fn event(&mut self, e: &Event, flush: bool) -> io::Result<()> {
+    pub fn event(&mut self, e: &Event) -> io::Result<()> {
         let answer = matches!(
             e.kind,
             EventKind::KeepaliveAck | EventKind::KeepaliveRst | EventKind::ZeroWindowProbeAck
@@ -231,11 +231,11 @@ impl<W: Write> JsonWriter<W> {
             idle_s: e.idle.filter(|_| judged).map(s),
             interval_s: e.interval.filter(|_| judged).map(s),
         };
-        write_line(&mut self.out, &mut self.line, &line)?;
-        if flush {
-            self.out.flush()?;
-        }
-        Ok(())
+        write_line(&mut self.out, &mut self.line, &line)
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 
     pub fn connection(&mut self, c: &ConnectionReport) -> io::Result<()> {

@@ -24,8 +24,8 @@ pub struct Reporter<'w> {
     files: Vec<String>,
     summary: Summary,
     error: Option<io::Error>,
-    /// Live: every event is flushed as it is written, so a pipe sees it now.
-    flush_each: bool,
+    /// Live: lines were written since the last [`Reporter::flush`].
+    unflushed: bool,
 }
 
 /// Decide colour once for the whole process.
@@ -57,11 +57,12 @@ impl<'w> Reporter<'w> {
             summary,
             files,
             error: None,
-            flush_each: false,
+            unflushed: false,
         }
     }
 
-    /// For live capture: event lines always, each flushed at once.
+    /// For live capture: event lines always (the caller flushes them with
+    /// [`Reporter::flush`] after each batch of packets).
     pub fn live(args: &OutputArgs, interface: String, out: &'w mut dyn Write) -> Reporter<'w> {
         let args = OutputArgs {
             verbose: true,
@@ -69,7 +70,6 @@ impl<'w> Reporter<'w> {
         };
         let mut reporter = Reporter::new(&args, Vec::new(), out);
         reporter.summary.interface = Some(interface);
-        reporter.flush_each = true;
         reporter
     }
 
@@ -85,7 +85,7 @@ impl<'w> Reporter<'w> {
             self.summary.connection(c);
         }
         let result = match (&mut self.format, o) {
-            (Format::Json(w), Output::Event(e)) => w.event(e, self.flush_each),
+            (Format::Json(w), Output::Event(e)) => w.event(e),
             (Format::Json(w), Output::Connection(c)) => w.connection(&c),
             (Format::Text { out, verbose, .. }, Output::Event(e)) if *verbose => {
                 let file = if self.files.len() > 1 {
@@ -96,19 +96,32 @@ impl<'w> Reporter<'w> {
                 } else {
                     String::new()
                 };
-                writeln!(out, "{}", event_line(e, &file)).and_then(|()| {
-                    if self.flush_each {
-                        out.flush()
-                    } else {
-                        Ok(())
-                    }
-                })
+                writeln!(out, "{}", event_line(e, &file))
             }
             (Format::Text { report, .. }, Output::Connection(c)) => {
                 report.connection(*c);
-                Ok(())
+                return;
             }
-            _ => Ok(()),
+            _ => return,
+        };
+        self.unflushed = true;
+        if let Err(e) = result {
+            self.error = Some(e);
+        }
+    }
+
+    /// Hand what was written since the last call to the output, so that a
+    /// pipe or a terminal sees a batch's events as soon as it is processed.
+    /// One write per batch, not per line: events come in bursts (a probe
+    /// and its answer, many connections probing on the same timer).
+    pub fn flush(&mut self) {
+        if !self.unflushed || self.error.is_some() {
+            return;
+        }
+        self.unflushed = false;
+        let result = match &mut self.format {
+            Format::Json(w) => w.flush(),
+            Format::Text { out, .. } => out.flush(),
         };
         if let Err(e) = result {
             self.error = Some(e);
