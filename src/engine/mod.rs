@@ -4,7 +4,11 @@
 //! Memory grows with the connections alive at once, not with the capture: a
 //! connection that closed (FIN both ways, or RST) is reported and dropped once
 //! the capture has moved [`CLOSED_LINGER`] past its close, so the stragglers
-//! of a close (the last ACK, an answer to the RST) still land on it.
+//! of a close (the last ACK, an answer to the RST) still land on it. Until
+//! then it waits in a table of its own, so that the open connections' table
+//! stays small (on a host opening hundreds of connections a second, the
+//! closed ones outnumber the open ones many times over, and spreading the
+//! open ones across their memory made every lookup a cache miss).
 
 use std::collections::VecDeque;
 
@@ -196,7 +200,10 @@ impl Totals {
 /// The connection table and the rules applied to it.
 #[derive(Default)]
 pub struct Engine {
+    /// Open connections: nearly every segment looks here only.
     conns: Table,
+    /// Closed connections waiting out [`CLOSED_LINGER`].
+    closing: Table,
     /// Closed connections in order of closing: (close time, key, stream).
     closed: VecDeque<(Micros, FlowKey, u64)>,
     pub totals: Totals,
@@ -232,7 +239,15 @@ impl Engine {
 
     /// Connections currently in the table.
     pub fn table_len(&self) -> usize {
-        self.conns.len()
+        self.conns.len() + self.closing.len()
+    }
+
+    fn find(&self, key: &FlowKey) -> Option<&Conn> {
+        self.conns.get(key).or_else(|| self.closing.get(key))
+    }
+
+    fn take(&mut self, key: &FlowKey) -> Option<Conn> {
+        self.conns.remove(key).or_else(|| self.closing.remove(key))
     }
 
     /// Feed one decoded segment.
@@ -280,19 +295,25 @@ impl Engine {
         side: Side,
         out: &mut dyn FnMut(Output),
     ) {
-        let reopened = seg.has(flags::SYN)
-            && !seg.has(flags::ACK)
-            && self.conns.get(&key).is_some_and(|c| c.flow.closed());
-        if reopened {
-            if let Some(old) = self.conns.remove(&key) {
+        // Only closed connections are in `closing`, and a closed one that
+        // sees a new SYN is over: report it and start afresh.
+        let mut closed = self.closing.get(&key).is_some();
+        if closed && seg.has(flags::SYN) && !seg.has(flags::ACK) {
+            if let Some(old) = self.closing.remove(&key) {
                 out(Output::Connection(Box::new(ConnectionReport::new(
                     &key, &old,
                 ))));
             }
+            closed = false;
         }
+        let open = self.table_len() as u64 + 1;
         let totals = &mut self.totals;
-        let open = self.conns.len() as u64 + 1;
-        let conn = self.conns.get_or_insert_with(key, || {
+        let table = if closed {
+            &mut self.closing
+        } else {
+            &mut self.conns
+        };
+        let conn = table.get_or_insert_with(key, || {
             totals.connections += 1;
             totals.peak_open = totals.peak_open.max(open);
             Conn::new(totals.connections - 1, at)
@@ -327,6 +348,9 @@ impl Engine {
             conn.cold.closed_at = Some(at.time);
             self.closed.push_back((at.time, key, conn.stream()));
             self.due = self.due.min(at.time.saturating_add(CLOSED_LINGER));
+            if let Some(conn) = self.conns.remove(&key) {
+                self.closing.get_or_insert_with(key, || conn);
+            }
         }
     }
 
@@ -359,7 +383,7 @@ impl Engine {
                 break;
             }
             self.waiting.pop_front();
-            let Some(conn) = self.conns.get(&w.key).filter(|c| c.stream() == w.stream) else {
+            let Some(conn) = self.find(&w.key).filter(|c| c.stream() == w.stream) else {
                 continue;
             };
             let still = conn.pending(w.side).is_some_and(|p| p.frame == w.frame);
@@ -382,11 +406,12 @@ impl Engine {
         let silent: Vec<FlowKey> = self
             .conns
             .iter()
+            .chain(self.closing.iter())
             .filter(|(_, c)| now.saturating_sub(c.last_time) >= timeout)
             .map(|(k, _)| *k)
             .collect();
         for key in silent {
-            if let Some(conn) = self.conns.remove(&key) {
+            if let Some(conn) = self.take(&key) {
                 out(Output::Connection(Box::new(ConnectionReport::new(
                     &key, &conn,
                 ))));
@@ -401,8 +426,8 @@ impl Engine {
                 break;
             }
             self.closed.pop_front();
-            if self.conns.get(&key).is_some_and(|c| c.stream() == stream) {
-                if let Some(conn) = self.conns.remove(&key) {
+            if self.closing.get(&key).is_some_and(|c| c.stream() == stream) {
+                if let Some(conn) = self.closing.remove(&key) {
                     out(Output::Connection(Box::new(ConnectionReport::new(
                         &key, &conn,
                     ))));
@@ -411,8 +436,10 @@ impl Engine {
         }
         // A burst of connections grows the table; give the memory back once
         // most of them are gone (the map never shrinks by itself).
-        if self.conns.capacity() > 4 * self.conns.len() + 4096 {
-            self.conns.shrink_to(2 * self.conns.len());
+        for table in [&mut self.conns, &mut self.closing] {
+            if table.capacity() > 4 * table.len() + 4096 {
+                table.shrink_to(2 * table.len());
+            }
         }
     }
 
@@ -421,7 +448,8 @@ impl Engine {
     /// period before it are in flight, not unanswered.
     pub fn finish(&mut self, now: Micros, out: &mut dyn FnMut(Output)) {
         let grace = self.live.map_or(Micros::MIN, |l| l.grace);
-        let mut rest: Vec<(FlowKey, Conn)> = self.conns.drain().collect();
+        let mut rest: Vec<(FlowKey, Conn)> =
+            self.conns.drain().chain(self.closing.drain()).collect();
         for (_, conn) in rest.iter_mut() {
             for side in [Side::Lo, Side::Hi] {
                 let young = conn.pending(side).is_some_and(|p| {

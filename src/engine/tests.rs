@@ -602,6 +602,7 @@ mod prediction {
         let mut table: Vec<String> = engine
             .conns
             .iter()
+            .chain(engine.closing.iter())
             .map(|(k, c)| format!("{k:?} {c:?}"))
             .collect();
         table.sort();
