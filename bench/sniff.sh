@@ -6,22 +6,31 @@
 # Creates a network namespace (kp-bench-sniff-PID) with only `lo` up, and for each
 # rate in RATES (packets/s on the wire; 0 = as fast as the generator goes):
 #   1. starts, inside the namespace and at the same time,
-#        kaprobe sniff -i lo --json            (stdout to a file: its summary line has the counters)
+#        kaprobe sniff -i lo --json            (stdout into a pipe to awk, which keeps
+#                                               the event count and the closing lines)
 #        tcpdump -i lo -s 128 -w /dev/null
 #      and waits until both say they are listening;
-#   2. runs examples/loadgen.rs in the namespace for DURATION seconds: data connections
-#      sending small segments at the rate, connections opening and closing, and idle
-#      connections with kernel keepalive every 1 s;
-#   3. waits a second for both to drain, reads each one's CPU time (/proc/PID/schedstat:
-#      time on CPU, user + system, in ns), stops both with SIGINT and reads their closing
-#      counters (packets captured, dropped by kernel).
-# Prints a table (also written to target/bench/sniff-results.txt) and removes the namespace.
+#   2. runs examples/loadgen.rs in the namespace for WARMUP + DURATION seconds: data
+#      connections sending small segments at the rate, connections opening and closing,
+#      and idle connections with kernel keepalive every 1 s;
+#   3. measures only the last DURATION seconds (the window): each tool's CPU time over
+#      all its threads (/proc/PID/task/*/schedstat: time on CPU, user + system, in ns)
+#      and the packets on lo (tx counter), read at the window's start and end. The
+#      warm-up lets the run reach its steady state: connections closed during it have
+#      waited out kaprobe's 30 s linger and are being reported and forgotten, as on a
+#      host that has been watched for hours;
+#   4. stops both with SIGINT and reads their closing counters (packets captured,
+#      dropped by the kernel, over the whole run).
+# Prints a table (also written to target/bench/sniff-results.txt, or sniff-results-text.txt
+# with OUTPUT=text) and removes the namespace.
 #
 # Traffic is on 127.0.0.1 inside the namespace only: nothing is sent anywhere else.
 #
 # Knobs (environment):
-#   RATES="10000 50000 100000 150000 200000 0"  DURATION=10  CONNS=64  CHURN=4  IDLE=32
-#   PAYLOAD=32  SENDERS=2  KAPROBE_ARGS=""  (extra `kaprobe sniff` options)
+#   RATES="10000 50000 100000 150000 200000 0"  WARMUP=35  DURATION=10  CONNS=64  CHURN=4
+#   IDLE=32  PAYLOAD=32  SENDERS=2  KAPROBE_ARGS=""  (extra `kaprobe sniff` options)
+#   OUTPUT=json  kaprobe's output: json (--json: a line per event and per connection) or
+#                text (the default output: a line per event, the table at the end)
 #   BUFFER_KIB=""  kernel capture buffer for both (kaprobe -B, tcpdump -B); empty: libpcap's 2 MiB
 set -euo pipefail
 export LC_ALL=C
@@ -29,6 +38,7 @@ export LC_ALL=C
 cd "$(dirname "$0")/.."
 
 RATES=${RATES:-"10000 50000 100000 150000 200000 0"}
+WARMUP=${WARMUP:-35}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 CHURN=${CHURN:-4}
@@ -37,9 +47,16 @@ PAYLOAD=${PAYLOAD:-32}
 SENDERS=${SENDERS:-2}
 KAPROBE_ARGS=${KAPROBE_ARGS:-}
 BUFFER_KIB=${BUFFER_KIB:-}
+OUTPUT=${OUTPUT:-json}
+case $OUTPUT in
+    json) OUT_ARGS=--json ;;
+    text) OUT_ARGS= ;;
+    *) echo "OUTPUT is json or text, not '$OUTPUT'" >&2; exit 1 ;;
+esac
 BUF_ARGS=${BUFFER_KIB:+-B $BUFFER_KIB}
 OUT=target/bench/sniff
 RESULTS=target/bench/sniff-results.txt
+[ "$OUTPUT" = json ] || RESULTS=target/bench/sniff-results-$OUTPUT.txt
 NS=kp-bench-sniff-$$
 
 KAPROBE=target/release/kaprobe
@@ -70,8 +87,9 @@ ip -n "$NS" link set lo up
 
 in_ns() { ip netns exec "$NS" "$@"; }
 lo_tx() { in_ns cat /sys/class/net/lo/statistics/tx_packets; }
-# time on CPU so far, in ns (first field of schedstat: user + system)
-cpu_ns() { cut -d' ' -f1 "/proc/$1/schedstat"; }
+# time on CPU so far, in ns, summed over the process's threads (first field of
+# each schedstat: user + system)
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%.0f", s }'; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 wait_listening() { # FILE PID
     for _ in $(seq 100); do
@@ -84,8 +102,24 @@ wait_listening() { # FILE PID
 }
 # tcpdump's closing line "N packets <what>"
 td_count() { sed -n "s/^\([0-9]*\) packets* $2.*/\1/p" "$1" | head -n1; }
-# a number field of kaprobe's JSON summary (the last line of its stdout)
-kp_field() { tail -n1 "$1" | grep -o "\"$2\":[0-9]*" | head -n1 | cut -d: -f2; }
+# what awk keeps of kaprobe's stdout: the keepalive event count (JSON "type" or the
+# text line's fourth column), then the last three lines
+keep_summary() {
+    awk '/"type":"keepalive/ || $4 ~ /^keepalive/ { n++ }
+         { l1 = l2; l2 = l3; l3 = $0 }
+         END { print n + 0; print l1; print l2; print l3 }'
+}
+# frames analysed and kernel drops, from the JSON summary line or the text closing lines
+kp_frames() { grep -oE '"frames":[0-9]+|^[0-9]+ frames,' "$1" | grep -oE '[0-9]+' | tail -n1; }
+kp_dropped() { grep -oE '"dropped":[0-9]+|[0-9]+ dropped by kernel' "$1" | grep -oE '[0-9]+' | tail -n1; }
+wait_summary() { # FILE: awk writes it when kaprobe's stdout closes
+    for _ in $(seq 50); do
+        [ "$(wc -l <"$1")" -ge 4 ] && return 0
+        sleep 0.1
+    done
+    echo "no summary from kaprobe in $1" >&2
+    return 1
+}
 
 header=$(printf '%-5s %9s %7s | %9s %8s %6s %6s | %9s %8s %6s | %-17s %s' \
     rate offered pps kp_capt kp_drop kp_ns/p kp_ka td_capt td_drop td_ns/p verdict 'load before / after')
@@ -95,12 +129,15 @@ for rate in $RATES; do
     label=$rate
     [ "$rate" = 0 ] && label=max
     say "rate $label: starting kaprobe and tcpdump in $NS"
-    kp_out=$OUT/kaprobe-$label.json kp_err=$OUT/kaprobe-$label.err td_err=$OUT/tcpdump-$label.err
+    kp_out=$OUT/kaprobe-$label.$OUTPUT kp_err=$OUT/kaprobe-$label.err td_err=$OUT/tcpdump-$label.err
     load_before=$(loadavg)
     # `ip netns exec` execs the command, so $! is the capturing process itself
-    # (not through in_ns: a function run with & would be a subshell)
+    # (not through in_ns: a function run with & would be a subshell). kaprobe
+    # writes into a pipe, as when piped to jq or a log shipper, not into a file
+    # whose filesystem would bill its CPU for the writes.
     # shellcheck disable=SC2086
-    ip netns exec "$NS" "$KAPROBE" sniff -i lo --json $BUF_ARGS $KAPROBE_ARGS >"$kp_out" 2>"$kp_err" &
+    ip netns exec "$NS" "$KAPROBE" sniff -i lo $OUT_ARGS $BUF_ARGS $KAPROBE_ARGS \
+        > >(keep_summary >"$kp_out") 2>"$kp_err" &
     kp=$!
     # shellcheck disable=SC2086
     ip netns exec "$NS" tcpdump -i lo -s 128 $BUF_ARGS -w /dev/null 2>"$td_err" &
@@ -112,29 +149,32 @@ for rate in $RATES; do
         grep -qE '^(kaprobe|tcpdump)$' "/proc/$p/comm" || { echo "pid $p is not the capture process" >&2; exit 1; }
     done
     sleep 0.5
-    kp_cpu0=$(cpu_ns "$kp") td_cpu0=$(cpu_ns "$td") tx0=$(lo_tx)
 
-    gen_line=$(in_ns "$LOADGEN" --rate "$rate" --duration "$DURATION" --conns "$CONNS" \
-        --churn "$CHURN" --idle "$IDLE" --payload "$PAYLOAD" --senders "$SENDERS")
-    echo "$gen_line" >"$OUT/loadgen-$label.txt"
-    sleep 1
-
-    kp_cpu1=$(cpu_ns "$kp") td_cpu1=$(cpu_ns "$td") tx1=$(lo_tx)
+    in_ns "$LOADGEN" --rate "$rate" --duration "$((WARMUP + DURATION))" --conns "$CONNS" \
+        --churn "$CHURN" --idle "$IDLE" --payload "$PAYLOAD" --senders "$SENDERS" \
+        >"$OUT/loadgen-$label.txt" &
+    gen=$!
+    sleep "$WARMUP"
+    kp_cpu0=$(cpu_ns "$kp") td_cpu0=$(cpu_ns "$td") tx0=$(lo_tx) t0=$(date +%s.%N)
+    sleep "$DURATION"
+    kp_cpu1=$(cpu_ns "$kp") td_cpu1=$(cpu_ns "$td") tx1=$(lo_tx) t1=$(date +%s.%N)
+    wait "$gen"
     kill -INT "$kp" "$td"
     wait "$kp" "$td" || true
+    wait_summary "$kp_out"
     pids=()
     load_after=$(loadavg)
 
     offered=$((tx1 - tx0))
-    secs=$(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' <<<"$gen_line")
-    pps=$(awk -v p="$offered" -v s="$secs" 'BEGIN { printf "%.0f", p / s }')
-    kp_capt=$(kp_field "$kp_out" frames)
-    kp_drop=$(kp_field "$kp_out" dropped)
-    kp_events=$(grep -c '"type":"keepalive' "$kp_out" || true)
+    pps=$(awk -v p="$offered" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", p / (b - a) }')
+    kp_capt=$(kp_frames "$kp_out")
+    kp_drop=$(kp_dropped "$kp_out")
+    kp_events=$(head -n1 "$kp_out")
     td_capt=$(td_count "$td_err" captured)
     td_drop=$(td_count "$td_err" "dropped by kernel")
-    kp_ns=$(awk -v c="$((kp_cpu1 - kp_cpu0))" -v n="$kp_capt" 'BEGIN { printf "%.0f", n ? c / n : 0 }')
-    td_ns=$(awk -v c="$((td_cpu1 - td_cpu0))" -v n="$td_capt" 'BEGIN { printf "%.0f", n ? c / n : 0 }')
+    # both tools see every packet of the window (drops are shown beside it)
+    kp_ns=$(awk -v c="$((kp_cpu1 - kp_cpu0))" -v n="$offered" 'BEGIN { printf "%.0f", n ? c / n : 0 }')
+    td_ns=$(awk -v c="$((td_cpu1 - td_cpu0))" -v n="$offered" 'BEGIN { printf "%.0f", n ? c / n : 0 }')
     verdict_drop=$([ "$kp_drop" -le "$td_drop" ] && echo ok || echo MORE)
     verdict_cpu=$([ "$kp_ns" -le "$td_ns" ] && echo ok || echo MORE)
     row=$(printf '%-5s %9s %7s | %9s %8s %6s %6s | %9s %8s %6s | %-17s %s' \
@@ -147,10 +187,11 @@ done
 
 {
     echo "kaprobe sniff vs tcpdump, live on loopback in a network namespace ($(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1))"
-    echo "kaprobe:  $KAPROBE (git $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' + uncommitted changes in src/')) sniff -i lo --json $BUF_ARGS $KAPROBE_ARGS"
+    echo "kaprobe:  $KAPROBE (git $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' + uncommitted changes in src/')) sniff -i lo $OUT_ARGS $BUF_ARGS $KAPROBE_ARGS"
     echo "tcpdump:  $(tcpdump --version 2>&1 | head -n1), $(tcpdump --version 2>&1 | sed -n 2p); tcpdump -i lo -s 128 $BUF_ARGS -w /dev/null"
-    echo "load:     $DURATION s per rate; $CONNS data connections ($PAYLOAD-byte segments, $SENDERS sender threads), $CHURN churn loops, $IDLE idle keepalive connections (1 s)"
-    echo "offered:  packets on lo (tx counter) while both captured; captured/dropped: each tool's closing counters; ns/p: CPU (user+sys) per captured packet; kp_ka: keepalive events kaprobe reported"
+    echo "load:     $WARMUP s warm-up + $DURATION s measured per rate; $CONNS data connections ($PAYLOAD-byte segments, $SENDERS sender threads), $CHURN churn loops, $IDLE idle keepalive connections (1 s)"
+    echo "offered/pps: packets on lo (tx counter) in the measured window; ns/p: CPU (user+sys, all threads) in the window per packet offered in it"
+    echo "captured/dropped: each tool's closing counters over the whole run (warm-up included); kp_ka: keepalive events kaprobe reported"
     echo
     echo "$header"
     printf '%s\n' "${rows[@]}"
