@@ -13,48 +13,75 @@ use crate::keepalive::{Event, EventKind};
 use crate::wire::AddrText;
 
 /// RFC 3339 in UTC with microseconds, e.g. `2026-11-22T18:30:23.123456Z`,
-/// as chrono writes it.
+/// as chrono writes it; the microseconds as a number where chrono has no
+/// date for them.
+pub fn rfc3339(us: Micros) -> String {
+    let mut buf = [0; TIME_LEN];
+    rfc3339_into(us, &mut buf).map_or_else(|| us.to_string(), str::to_owned)
+}
+
+/// Room for any time chrono writes ("+262142-12-31T23:59:59.999999Z").
+const TIME_LEN: usize = 32;
+
+/// [`rfc3339`] written into `buf`, or `None` where chrono has no date.
 ///
 /// chrono formats the date and time of day once per second (kept here for
 /// the next call: lines come in time order, so many share a second), and
 /// the microseconds are appended digit by digit. Formatting all of it with
 /// chrono for every line was a tenth of `analyze --json`'s output time.
-pub fn rfc3339(us: Micros) -> String {
+fn rfc3339_into(us: Micros, buf: &mut [u8; TIME_LEN]) -> Option<&str> {
     thread_local! {
         static SECOND: std::cell::RefCell<(i64, String)> =
             const { std::cell::RefCell::new((i64::MIN, String::new())) };
     }
     let (second, micros) = (us.div_euclid(1_000_000), us.rem_euclid(1_000_000));
-    SECOND.with_borrow_mut(|(cached, prefix)| {
+    let len = SECOND.with_borrow_mut(|(cached, prefix)| {
         if *cached != second {
-            let Some(t) = chrono::DateTime::from_timestamp(second, 0) else {
-                return us.to_string();
-            };
+            let t = chrono::DateTime::from_timestamp(second, 0)?;
             let whole = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             *prefix = whole.trim_end_matches('Z').to_string();
             *cached = second;
         }
-        let mut out = String::with_capacity(prefix.len() + 8);
-        out.push_str(prefix);
-        out.push('.');
-        let mut digits = [b'0'; 6];
+        let len = prefix.len() + 8;
+        let out = buf.get_mut(..len)?;
+        let (date, rest) = out.split_at_mut(prefix.len());
+        date.copy_from_slice(prefix.as_bytes());
+        rest[0] = b'.';
         let mut n = micros;
-        for d in digits.iter_mut().rev() {
+        for d in rest[1..7].iter_mut().rev() {
             *d = b'0' + (n % 10) as u8;
             n /= 10;
         }
-        out.extend(digits.map(char::from));
-        out.push('Z');
-        out
-    })
+        rest[7] = b'Z';
+        Some(len)
+    })?;
+    // chrono's text, ASCII digits, '.' and 'Z': always UTF-8.
+    std::str::from_utf8(&buf[..len]).ok()
 }
 
-/// An endpoint for a JSON field.
-fn addr(a: SocketAddr) -> String {
-    use std::fmt::Write as _;
-    let mut text = String::with_capacity(48);
-    let _ = write!(text, "{}", AddrText(a));
-    text
+/// A time for a JSON field, written without an intermediate `String`.
+struct Time(Micros);
+
+impl Serialize for Time {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match rfc3339_into(self.0, &mut [0; TIME_LEN]) {
+            Some(text) => serializer.serialize_str(text),
+            None => serializer.collect_str(&self.0),
+        }
+    }
+}
+
+/// An endpoint for a JSON field, written as [`AddrText`] writes it,
+/// without an intermediate `String` (and for IPv4 without `fmt`).
+struct Addr(SocketAddr);
+
+impl Serialize for Addr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            SocketAddr::V4(v4) => serializer.serialize_str(AddrText::v4(v4, &mut [0; 21])),
+            SocketAddr::V6(_) => serializer.collect_str(&AddrText(self.0)),
+        }
+    }
 }
 
 fn ms(us: Micros) -> f64 {
@@ -69,9 +96,9 @@ fn s(us: Micros) -> f64 {
 struct EventLine<'a> {
     r#type: &'static str,
     frame: u64,
-    time: String,
-    src: String,
-    dst: String,
+    time: Time,
+    src: Addr,
+    dst: Addr,
     len: u32,
     seq: u32,
     ack: u32,
@@ -97,7 +124,7 @@ struct Rtt {
 
 #[derive(Serialize)]
 struct ProberLine {
-    endpoint: String,
+    endpoint: Addr,
     role: &'static str,
     probes: u32,
     acked: u32,
@@ -111,24 +138,24 @@ struct ProberLine {
     rtt_ms: Option<Rtt>,
     probe_len: Vec<u32>,
     probe_byte: Option<u8>,
-    first_probe: String,
-    last_probe: String,
+    first_probe: Time,
+    last_probe: Time,
 }
 
 #[derive(Serialize)]
 struct ResendingLine {
-    endpoint: String,
+    endpoint: Addr,
     bytes: u32,
     resends: u32,
-    since: String,
+    since: Time,
 }
 
 #[derive(Serialize)]
 struct ConnectionLine<'a> {
     r#type: &'static str,
     stream: u64,
-    client: String,
-    server: String,
+    client: Addr,
+    server: Addr,
     syn_seen: bool,
     verdict: &'static str,
     probers: Vec<ProberLine>,
@@ -136,8 +163,8 @@ struct ConnectionLine<'a> {
     vlan: Vec<u16>,
     file: &'a str,
     first_frame: u64,
-    first_time: String,
-    last_time: String,
+    first_time: Time,
+    last_time: Time,
     duration_s: f64,
     packets: u64,
     zero_window_probes: u32,
@@ -149,7 +176,7 @@ fn prober_line(p: &ProberReport) -> ProberLine {
     let st = &p.stats;
     let rtt = |f: fn(&[Micros]) -> Option<Micros>| f(&st.rtts).map(ms);
     ProberLine {
-        endpoint: addr(p.endpoint),
+        endpoint: Addr(p.endpoint),
         role: p.role,
         probes: st.probes,
         acked: st.acked,
@@ -170,8 +197,8 @@ fn prober_line(p: &ProberReport) -> ProberLine {
         },
         probe_len: (0..2u32).filter(|&l| st.sizes[l as usize] > 0).collect(),
         probe_byte: st.probe_byte,
-        first_probe: rfc3339(st.first_probe),
-        last_probe: rfc3339(st.last_probe),
+        first_probe: Time(st.first_probe),
+        last_probe: Time(st.last_probe),
     }
 }
 
@@ -218,9 +245,9 @@ impl<W: Write> JsonWriter<W> {
         let line = EventLine {
             r#type: e.kind.name(),
             frame: e.frame,
-            time: rfc3339(e.time),
-            src: addr(e.src),
-            dst: addr(e.dst),
+            time: Time(e.time),
+            src: Addr(e.src),
+            dst: Addr(e.dst),
             len: e.len,
             seq: e.seq,
             ack: e.ack,
@@ -242,8 +269,8 @@ impl<W: Write> JsonWriter<W> {
         let line = ConnectionLine {
             r#type: "connection",
             stream: c.stream,
-            client: addr(c.client),
-            server: addr(c.server),
+            client: Addr(c.client),
+            server: Addr(c.server),
             syn_seen: c.syn_seen,
             verdict: c.verdict.name(),
             probers: c.probers.iter().map(prober_line).collect(),
@@ -251,16 +278,16 @@ impl<W: Write> JsonWriter<W> {
             vlan: c.vlan.iter().copied().filter(|&v| v != 0).collect(),
             file: file_name(&self.files, c.first_file),
             first_frame: c.first_frame,
-            first_time: rfc3339(c.first_time),
-            last_time: rfc3339(c.last_time),
+            first_time: Time(c.first_time),
+            last_time: Time(c.last_time),
             duration_s: s(c.last_time - c.first_time),
             packets: c.packets,
             zero_window_probes: c.zero_window_probes,
             resending: c.resending.as_ref().map(|r| ResendingLine {
-                endpoint: addr(r.endpoint),
+                endpoint: Addr(r.endpoint),
                 bytes: r.bytes,
                 resends: r.resends,
-                since: rfc3339(r.since),
+                since: Time(r.since),
             }),
             hints: &c.hints,
         };
@@ -370,7 +397,42 @@ mod tests {
         }
     }
 
+    /// A time field is the JSON string of its text, also where chrono has
+    /// no date (the microseconds, as a string).
+    #[test]
+    fn time_fields_are_their_text() {
+        for us in [
+            0,
+            -1,
+            1_796_193_566_072_325,
+            Micros::MAX,
+            Micros::MIN,
+            253_402_300_800_000_000,
+        ] {
+            let field = serde_json::to_string(&Time(us)).unwrap();
+            assert_eq!(field, serde_json::to_string(&rfc3339(us)).unwrap(), "{us}");
+        }
+    }
+
+    fn any_socket_addr() -> impl Strategy<Value = SocketAddr> {
+        prop_oneof![
+            (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::from((ip, port))),
+            (any::<[u8; 16]>(), any::<u16>(), any::<u32>()).prop_map(|(ip, port, scope)| {
+                let ip = std::net::Ipv6Addr::from(ip);
+                SocketAddr::V6(std::net::SocketAddrV6::new(ip, port, 0, scope % 3))
+            }),
+        ]
+    }
+
     proptest! {
+        /// An endpoint field is the JSON string of the address as std
+        /// writes it.
+        #[test]
+        fn addr_fields_are_std_text(a in any_socket_addr()) {
+            let field = serde_json::to_string(&Addr(a)).unwrap();
+            prop_assert_eq!(field, serde_json::to_string(&a.to_string()).unwrap());
+        }
+
         /// Any capture time, in any order (the cached second changes back
         /// and forth), formats as chrono formats it.
         #[test]

@@ -10,7 +10,7 @@
 
 mod link;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 use etherparse::{IpNumber, Ipv4HeaderSlice, LaxIpSlice, TcpSlice};
 
@@ -83,12 +83,10 @@ impl std::fmt::Display for Endpoint {
 /// the rest of the line.
 pub struct AddrText(pub SocketAddr);
 
-impl std::fmt::Display for AddrText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let SocketAddr::V4(v4) = self.0 else {
-            return self.0.fmt(f);
-        };
-        let mut buf = [0u8; 21];
+impl AddrText {
+    /// An IPv4 endpoint written into `buf`: `a.b.c.d:port`, at most 21
+    /// bytes. For writers that take text without `fmt` in between.
+    pub fn v4(v4: SocketAddrV4, buf: &mut [u8; 21]) -> &str {
         let mut len = 0;
         for (i, octet) in v4.ip().octets().into_iter().enumerate() {
             if i > 0 {
@@ -101,7 +99,16 @@ impl std::fmt::Display for AddrText {
         len += 1;
         len += decimal(&mut buf[len..], u32::from(v4.port()));
         // Digits, dots and a colon: always ASCII.
-        f.pad(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+        std::str::from_utf8(&buf[..len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for AddrText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            SocketAddr::V4(v4) => f.pad(AddrText::v4(v4, &mut [0; 21])),
+            SocketAddr::V6(_) => self.0.fmt(f),
+        }
     }
 }
 
