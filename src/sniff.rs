@@ -56,6 +56,7 @@ pub fn run(args: &SniffArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
         buffer_bytes: args.buffer_size.map(|kib| kib.saturating_mul(1024)),
         promiscuous: !args.no_promiscuous_mode,
         filter: (!args.filter.is_empty()).then(|| args.filter.join(" ")),
+        immediate: args.immediate_mode,
     };
     let mut cap = match open(&opts, args.write.as_deref()) {
         Ok(cap) => cap,

@@ -1,7 +1,8 @@
 //! Live capture from an interface through libpcap, for `sniff` (`poke`, which
 //! needs a few packets at once and a quick start, has `socket.rs`).
 //!
-//! Not in immediate mode: on Linux that makes libpcap fall back from
+//! Not in immediate mode unless asked (`--immediate-mode`, as tcpdump's):
+//! on Linux that makes libpcap fall back from
 //! TPACKET_V3 to TPACKET_V2, where the kernel wakes the reader for every
 //! packet. That cost 2-10 us of CPU per packet, 17-86x what tcpdump spends,
 //! and took a core from the traffic itself (`bench/sniff.sh`,
@@ -9,7 +10,8 @@
 //! packets: a block is passed on when it is full or `DELIVERY_DELAY` after
 //! its first packet, so a packet reaches kaprobe at most that late (its
 //! timestamp is the kernel's, unchanged), and `sniff` lets time pass in the
-//! engine that much behind the wall clock.
+//! engine that much behind the wall clock. In immediate mode each packet is
+//! passed on as it comes, for the CPU cost above.
 //!
 //! Non-blocking: kaprobe waits on the capture's descriptor with its own
 //! timeout, because libpcap's read timeout does not return control while the
@@ -31,6 +33,11 @@ use crate::wire::{LinkType, UnsupportedLinkType};
 /// 200 ms rather than 50: at 10k packets/s, a quarter of the wakeups and 20%
 /// less CPU per packet (docs/PERFORMANCE.md); tcpdump -w waits up to 1 s.
 const DELIVERY_DELAY: Duration = Duration::from_millis(200);
+
+/// In immediate mode a packet is readable as soon as it is captured, and
+/// `sniff` only lets time pass once the ring is empty; the margin covers a
+/// packet captured while the engine's clock is being read.
+const IMMEDIATE_DELAY: Duration = Duration::from_millis(10);
 
 /// Why live capture could not start or go on.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +73,8 @@ pub struct LiveOptions {
     pub promiscuous: bool,
     /// tcpdump-style filter, ANDed with `tcp`.
     pub filter: Option<String>,
+    /// Each packet passed on as it is captured, not in blocks.
+    pub immediate: bool,
 }
 
 /// Packet counters as libpcap reports them at the end.
@@ -84,6 +93,8 @@ pub struct LiveCapture {
     save: Option<Savefile>,
     /// The last read returned a packet: read again before waiting.
     pending: bool,
+    /// See [`LiveCapture::delivery_delay`].
+    delay: Duration,
 }
 
 /// The BPF program kaprobe installs: TCP only, and the user's words on top.
@@ -102,7 +113,8 @@ impl LiveCapture {
             .map_err(|e| open_error(&iface, &e))?
             .snaplen(opts.snaplen)
             .promisc(opts.promiscuous)
-            .timeout(DELIVERY_DELAY.as_millis() as i32);
+            .timeout(DELIVERY_DELAY.as_millis() as i32)
+            .immediate_mode(opts.immediate);
         if let Some(bytes) = opts.buffer_bytes {
             inactive = inactive.buffer_size(bytes);
         }
@@ -127,6 +139,11 @@ impl LiveCapture {
             number: 0,
             save: None,
             pending: false,
+            delay: if opts.immediate {
+                IMMEDIATE_DELAY
+            } else {
+                DELIVERY_DELAY
+            },
         })
     }
 
@@ -147,7 +164,7 @@ impl LiveCapture {
     /// How long after its capture a packet may still be waiting in the
     /// kernel, out of reach of [`LiveCapture::dispatch`].
     pub fn delivery_delay(&self) -> Duration {
-        DELIVERY_DELAY
+        self.delay
     }
 
     /// Hands `each` the packets the kernel has passed on, waiting up to
