@@ -17,9 +17,8 @@ use serde_json::Value;
 /// kaprobe sniff running in a namespace, its JSON lines collected as they come.
 struct Sniff {
     child: Child,
-    lines: Arc<Mutex<Vec<Value>>>,
-    /// When each line was read, in microseconds since the epoch.
-    arrivals: Arc<Mutex<Vec<i64>>>,
+    /// Each line, with when it was read (microseconds since the epoch).
+    lines: Arc<Mutex<Vec<(Value, i64)>>>,
     reader: Option<thread::JoinHandle<()>>,
 }
 
@@ -41,23 +40,18 @@ impl Sniff {
             "sniff did not start: {first}"
         );
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let arrivals = Arc::new(Mutex::new(Vec::new()));
-        let (sink, times) = (lines.clone(), arrivals.clone());
+        let sink = lines.clone();
         let out = BufReader::new(child.stdout.take().unwrap());
         let reader = thread::spawn(move || {
             for line in out.lines().map_while(Result::ok) {
                 let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
                 let v: Value = serde_json::from_str(&line).expect("sniff --json line is JSON");
-                // both under one lock, so a reader sees them paired
-                let mut sink = sink.lock().unwrap();
-                sink.push(v);
-                times.lock().unwrap().push(now.as_micros() as i64);
+                sink.lock().unwrap().push((v, now.as_micros() as i64));
             }
         });
         Sniff {
             child,
             lines,
-            arrivals,
             reader: Some(reader),
         }
     }
@@ -67,20 +61,19 @@ impl Sniff {
             .lock()
             .unwrap()
             .iter()
-            .filter(|v| v["type"] == kind)
+            .filter(|(v, _)| v["type"] == kind)
             .count()
     }
 
     /// For each `kind` event so far: how long after its packet was captured
     /// the line was read, in milliseconds.
     fn delays_ms(&self, kind: &str) -> Vec<f64> {
-        let lines = self.lines.lock().unwrap();
-        let arrivals = self.arrivals.lock().unwrap();
-        lines
+        self.lines
+            .lock()
+            .unwrap()
             .iter()
-            .zip(arrivals.iter())
             .filter(|(v, _)| v["type"] == kind)
-            .map(|(v, &read)| {
+            .map(|(v, read)| {
                 let time = v["time"].as_str().expect("event time");
                 let captured = chrono::DateTime::parse_from_rfc3339(time).unwrap();
                 (read - captured.timestamp_micros()) as f64 / 1000.0
@@ -104,7 +97,8 @@ impl Sniff {
         let status = self.child.wait().unwrap();
         assert_eq!(status.code(), Some(0), "sniff exit status after SIGINT");
         self.reader.take().unwrap().join().unwrap();
-        self.lines.lock().unwrap().clone()
+        let lines = self.lines.lock().unwrap();
+        lines.iter().map(|(v, _)| v.clone()).collect()
     }
 }
 

@@ -12,18 +12,12 @@ use crate::flow::Micros;
 use crate::keepalive::{Event, EventKind};
 use crate::wire::AddrText;
 
-/// RFC 3339 in UTC with microseconds, e.g. `2026-11-22T18:30:23.123456Z`,
-/// as chrono writes it; the microseconds as a number where chrono has no
-/// date for them.
-pub fn rfc3339(us: Micros) -> String {
-    let mut buf = [0; TIME_LEN];
-    rfc3339_into(us, &mut buf).map_or_else(|| us.to_string(), str::to_owned)
-}
-
 /// Room for any time chrono writes ("+262142-12-31T23:59:59.999999Z").
 const TIME_LEN: usize = 32;
 
-/// [`rfc3339`] written into `buf`, or `None` where chrono has no date.
+/// RFC 3339 in UTC with microseconds, e.g. `2026-11-22T18:30:23.123456Z`,
+/// as chrono writes it, written into `buf`; `None` where chrono has no date
+/// (the field then holds the microseconds, see [`Time`]).
 ///
 /// chrono formats the date and time of day once per second (kept here for
 /// the next call: lines come in time order, so many share a second), and
@@ -370,6 +364,12 @@ impl Summary {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The text of a time field.
+    fn rfc3339(us: Micros) -> String {
+        let mut buf = [0; TIME_LEN];
+        rfc3339_into(us, &mut buf).map_or_else(|| us.to_string(), str::to_owned)
+    }
 
     fn chrono_rfc3339(us: Micros) -> String {
         chrono::DateTime::from_timestamp_micros(us)
