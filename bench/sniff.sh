@@ -31,6 +31,7 @@
 #   IDLE=32  PAYLOAD=32  SENDERS=2  KAPROBE_ARGS=""  (extra `kaprobe sniff` options)
 #   OUTPUT=json  kaprobe's output: json (--json: a line per event and per connection) or
 #                text (the default output: a line per event, the table at the end)
+#   KAPROBE=target/release/kaprobe  the binary to measure (another build, for a before/after)
 #   BUFFER_KIB=""  kernel capture buffer for both (kaprobe -B, tcpdump -B); empty: libpcap's 2 MiB
 set -euo pipefail
 export LC_ALL=C
@@ -59,7 +60,7 @@ RESULTS=target/bench/sniff-results.txt
 [ "$OUTPUT" = json ] || RESULTS=target/bench/sniff-results-$OUTPUT.txt
 NS=kp-bench-sniff-$$
 
-KAPROBE=target/release/kaprobe
+KAPROBE=${KAPROBE:-target/release/kaprobe}
 LOADGEN=target/release/examples/loadgen
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -146,7 +147,10 @@ for rate in $RATES; do
     wait_listening "$kp_err" "$kp"
     wait_listening "$td_err" "$td"
     for p in "$kp" "$td"; do
-        grep -qE '^(kaprobe|tcpdump)$' "/proc/$p/comm" || { echo "pid $p is not the capture process" >&2; exit 1; }
+        case $(readlink "/proc/$p/exe") in
+            "$(realpath "$KAPROBE")" | "$(realpath "$(command -v tcpdump)")") ;;
+            *) echo "pid $p is not the capture process" >&2; exit 1 ;;
+        esac
     done
     sleep 0.5
 
@@ -187,7 +191,12 @@ done
 
 {
     echo "kaprobe sniff vs tcpdump, live on loopback in a network namespace ($(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1))"
-    echo "kaprobe:  $KAPROBE (git $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' + uncommitted changes in src/')) sniff -i lo $OUT_ARGS $BUF_ARGS $KAPROBE_ARGS"
+    if [ "$KAPROBE" = target/release/kaprobe ]; then
+        build="git $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' + uncommitted changes in src/')"
+    else
+        build="given with KAPROBE"
+    fi
+    echo "kaprobe:  $KAPROBE ($build) sniff -i lo $OUT_ARGS $BUF_ARGS $KAPROBE_ARGS"
     echo "tcpdump:  $(tcpdump --version 2>&1 | head -n1), $(tcpdump --version 2>&1 | sed -n 2p); tcpdump -i lo -s 128 $BUF_ARGS -w /dev/null"
     echo "load:     $WARMUP s warm-up + $DURATION s measured per rate; $CONNS data connections ($PAYLOAD-byte segments, $SENDERS sender threads), $CHURN churn loops, $IDLE idle keepalive connections (1 s)"
     echo "offered/pps: packets on lo (tx counter) in the measured window; ns/p: CPU (user+sys, all threads) in the window per packet offered in it"
