@@ -111,7 +111,7 @@ keep_summary() {
          END { print n + 0; print l1; print l2; print l3 }'
 }
 # frames analysed and kernel drops, from the JSON summary line or the text closing lines
-kp_frames() { grep -oE '"frames":[0-9]+|^[0-9]+ frames,' "$1" | grep -oE '[0-9]+' | tail -n1; }
+kp_frames() { grep -oE '"frames":[0-9]+|^[0-9]+ frames?,' "$1" | grep -oE '[0-9]+' | tail -n1; }
 kp_dropped() { grep -oE '"dropped":[0-9]+|[0-9]+ dropped by kernel' "$1" | grep -oE '[0-9]+' | tail -n1; }
 wait_summary() { # FILE: awk writes it when kaprobe's stdout closes
     for _ in $(seq 50); do

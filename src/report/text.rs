@@ -155,8 +155,10 @@ impl TextReport {
         if let Some(c) = &summary.capture {
             writeln!(
                 out,
-                "{} packets received by filter, {} dropped by kernel, {} dropped by interface",
-                c.received, c.dropped, c.if_dropped
+                "{} received by filter, {} dropped by kernel, {} dropped by interface",
+                counted(c.received, "packet", "packets"),
+                c.dropped,
+                c.if_dropped
             )?;
         }
         out.flush()
@@ -264,21 +266,81 @@ fn summary_line(s: &Summary) -> String {
         format!(": {}", verdicts.join(", "))
     };
     let mut line = format!(
-        "{} frames, {} TCP connections, {} with keepalive{}; {} probes, {} ACKed, {} answered by RST, {} zero-window probes",
-        s.frames, s.connections, s.keepalive_connections, verdicts, s.keepalives, s.keepalive_acks, s.keepalive_rsts, s.zero_window_probes
+        "{}, {}, {} with keepalive{}; {}, {} ACKed, {} answered by RST, {}",
+        counted(s.frames, "frame", "frames"),
+        counted(s.connections, "TCP connection", "TCP connections"),
+        s.keepalive_connections,
+        verdicts,
+        counted(s.keepalives, "probe", "probes"),
+        s.keepalive_acks,
+        s.keepalive_rsts,
+        counted(
+            s.zero_window_probes,
+            "zero-window probe",
+            "zero-window probes"
+        ),
     );
     if s.duplicates > 0 {
-        line.push_str(&format!(", {} duplicate frames", s.duplicates));
+        let n = counted(s.duplicates, "duplicate frame", "duplicate frames");
+        line.push_str(&format!(", {n}"));
     }
     if s.undecodable > 0 {
-        line.push_str(&format!(", {} undecodable frames", s.undecodable));
+        let n = counted(s.undecodable, "undecodable frame", "undecodable frames");
+        line.push_str(&format!(", {n}"));
     }
     if s.unacceptable > 0 {
         // Forged or far out of any window: say they were left out.
-        line.push_str(&format!(
-            ", {} segments left out (no receiver would accept them)",
-            s.unacceptable
-        ));
+        let n = counted(s.unacceptable, "segment", "segments");
+        line.push_str(&format!(", {n} left out (no receiver would accept them)"));
     }
     line
+}
+
+/// "1 frame", "2 frames", as tcpdump counts its packets.
+fn counted(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_line_counts_in_singular_and_plural() {
+        let one = Summary {
+            frames: 1,
+            connections: 1,
+            keepalives: 1,
+            zero_window_probes: 1,
+            duplicates: 1,
+            undecodable: 1,
+            unacceptable: 1,
+            ..Summary::default()
+        };
+        assert_eq!(
+            summary_line(&one),
+            "1 frame, 1 TCP connection, 0 with keepalive; 1 probe, 0 ACKed, 0 answered by RST, \
+             1 zero-window probe, 1 duplicate frame, 1 undecodable frame, \
+             1 segment left out (no receiver would accept them)"
+        );
+        let two = Summary {
+            frames: 2,
+            connections: 2,
+            keepalives: 2,
+            zero_window_probes: 2,
+            duplicates: 2,
+            undecodable: 2,
+            unacceptable: 2,
+            ..Summary::default()
+        };
+        assert_eq!(
+            summary_line(&two),
+            "2 frames, 2 TCP connections, 0 with keepalive; 2 probes, 0 ACKed, 0 answered by RST, \
+             2 zero-window probes, 2 duplicate frames, 2 undecodable frames, \
+             2 segments left out (no receiver would accept them)"
+        );
+        let none = summary_line(&Summary::default());
+        assert!(none.starts_with("0 frames, 0 TCP connections,"), "{none}");
+    }
 }
