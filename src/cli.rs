@@ -128,7 +128,7 @@ fn looks_like_file(word: &str) -> bool {
 pub struct SniffArgs {
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Interface to capture on (`any` for all, as Linux cooked SLL2).
+    /// Interface to capture on (`any` for all, as Linux cooked SLL2), or its number in the -D list.
     #[arg(
         short,
         long,

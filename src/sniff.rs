@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::analyze::RunEnd;
 use crate::capture::{
-    filter_expr, list_interfaces, wall_clock, LiveCapture, LiveError, LiveOptions,
+    filter_expr, list_interfaces, resolve_interface, wall_clock, LiveCapture, LiveError,
+    LiveOptions,
 };
 use crate::cli::SniffArgs;
 use crate::engine::{Engine, FrameRef, Live, Output};
@@ -50,8 +51,16 @@ pub fn run(args: &SniffArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
             }),
         };
     }
+    let interface = match resolve_interface(args.interface.as_deref().unwrap_or_default()) {
+        Ok(name) => name,
+        Err(e) => {
+            return Ok(RunEnd {
+                errors: vec![e.to_string()],
+            })
+        }
+    };
     let opts = LiveOptions {
-        interface: args.interface.clone().unwrap_or_default(),
+        interface,
         snaplen: args.snaplen,
         buffer_bytes: args.buffer_size.map(|kib| kib.saturating_mul(1024)),
         promiscuous: !args.no_promiscuous_mode,

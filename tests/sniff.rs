@@ -332,3 +332,51 @@ fn sniff_bad_filter_is_one_clear_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("bad filter 'port nosuchport'"), "{err}");
 }
+
+/// `-i 3`, as with tcpdump: the interface numbered 3 in `sniff -D`'s list.
+#[test]
+fn sniff_takes_an_interface_by_its_number_in_the_list() {
+    if !privileged("sniff_takes_an_interface_by_its_number_in_the_list") {
+        return;
+    }
+    let net = Net::new();
+    let list = net
+        .cmd(&net.a, kaprobe())
+        .args(["sniff", "-D"])
+        .output()
+        .unwrap();
+    assert_eq!(list.status.code(), Some(0));
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    let number = list
+        .lines()
+        .find_map(|l| l.strip_suffix("[Up, Running, Loopback]"))
+        .and_then(|l| l.split_once(".lo "))
+        .map(|(n, _)| n.to_string())
+        .unwrap_or_else(|| panic!("no lo in the namespace's list:\n{list}"));
+    let out = net
+        .cmd(&net.a, kaprobe())
+        .args(["sniff", "-i", &number, "--duration", "0.5", "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.starts_with("kaprobe: listening on lo,"), "{err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["interface"], "lo", "{summary}");
+}
+
+#[test]
+fn sniff_on_a_number_past_the_list_is_one_clear_line() {
+    let out = Command::new(kaprobe())
+        .args(["sniff", "-i", "99999"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no interface number 99999: kaprobe sniff -D lists "),
+        "{err}"
+    );
+}

@@ -61,6 +61,8 @@ pub enum LiveError {
     Read { iface: String, reason: String },
     #[error("cannot list interfaces: {0}")]
     List(String),
+    #[error("no interface number {number}: kaprobe sniff -D lists {count}")]
+    NoSuchNumber { number: usize, count: usize },
 }
 
 /// How to open the interface (the tcpdump flags of the same letters).
@@ -278,6 +280,33 @@ fn open_error(iface: &str, err: &pcap::Error) -> LiveError {
     }
 }
 
+/// The interface `-i` names: as tcpdump, a number is the interface of that
+/// number in `-D`'s list, unless an interface has the number as its name.
+pub fn resolve_interface(arg: &str) -> Result<String, LiveError> {
+    if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(arg.to_string());
+    }
+    let devices = Device::list().map_err(|e| LiveError::List(pcap_text(&e)))?;
+    let names: Vec<&str> = devices.iter().map(|d| d.name.as_str()).collect();
+    by_number(arg, &names)
+}
+
+/// `arg` (all digits) against the interface names in `-D`'s order.
+fn by_number(arg: &str, names: &[&str]) -> Result<String, LiveError> {
+    if names.contains(&arg) {
+        return Ok(arg.to_string());
+    }
+    // All digits, but perhaps too many for a usize: then out of range too.
+    let number = arg.parse::<usize>().unwrap_or(usize::MAX);
+    match number.checked_sub(1).and_then(|i| names.get(i)) {
+        Some(name) => Ok(name.to_string()),
+        None => Err(LiveError::NoSuchNumber {
+            number,
+            count: names.len(),
+        }),
+    }
+}
+
 /// `tcpdump -D`: one line per interface, numbered, with its flags.
 pub fn list_interfaces() -> Result<Vec<String>, LiveError> {
     let devices = Device::list().map_err(|e| LiveError::List(pcap_text(&e)))?;
@@ -303,4 +332,28 @@ pub fn list_interfaces() -> Result<Vec<String>, LiveError> {
             format!("{}.{}{} [{}]", i + 1, d.name, desc, flags.join(", "))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_number_picks_the_interface_listed_under_it() {
+        let names = ["eth0", "any", "lo"];
+        assert_eq!(by_number("1", &names).unwrap(), "eth0");
+        assert_eq!(by_number("3", &names).unwrap(), "lo");
+        assert_eq!(by_number("003", &names).unwrap(), "lo");
+        for bad in ["0", "4", "99999999999999999999999"] {
+            let err = by_number(bad, &names).unwrap_err().to_string();
+            assert!(err.starts_with("no interface number "), "{err}");
+            assert!(err.ends_with("kaprobe sniff -D lists 3"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_interface_named_by_a_number_keeps_its_name() {
+        assert_eq!(by_number("2", &["eth0", "7", "2"]).unwrap(), "2");
+        assert_eq!(by_number("3", &["eth0", "7", "2"]).unwrap(), "2");
+    }
 }

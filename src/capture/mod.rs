@@ -16,7 +16,9 @@ use pcap::{BpfProgram, Capture, Offline};
 use crate::flow::Micros;
 use crate::wire::{LinkType, UnsupportedLinkType};
 
-pub use live::{filter_expr, list_interfaces, LiveCapture, LiveError, LiveOptions, LiveStats};
+pub use live::{
+    filter_expr, list_interfaces, resolve_interface, LiveCapture, LiveError, LiveOptions, LiveStats,
+};
 pub use prefetch::{Batch, Prefetch};
 pub use socket::{release_inherited, PacketSocket, RELEASE_COMMAND};
 
