@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -80,6 +80,9 @@ pub struct OutputArgs {
     /// When to colour the text output (NO_COLOR is honoured with auto).
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
+    /// Taken, as tcpdump's -n and -nn, and changes nothing: kaprobe never looks names up.
+    #[arg(short = 'n', action = ArgAction::Count)]
+    pub numeric: u8,
 }
 
 #[derive(Args, Debug)]
@@ -216,4 +219,7 @@ pub struct PokeArgs {
     /// When to colour the text output (NO_COLOR is honoured with auto).
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
+    /// Taken, as tcpdump's -n and -nn, and changes nothing: kaprobe never looks names up.
+    #[arg(short = 'n', action = ArgAction::Count)]
+    pub numeric: u8,
 }

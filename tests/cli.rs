@@ -231,3 +231,16 @@ fn completions_for_bash_zsh_and_fish_know_the_subcommands() {
         }
     }
 }
+
+/// tcpdump's -n and -nn are habits: taken, and the report is the same.
+#[test]
+fn tcpdump_numeric_flags_are_taken_and_change_nothing() {
+    let file = capture("alive.pcap");
+    let plain = kaprobe(&["analyze", &file]);
+    assert_eq!(plain.status.code(), Some(0), "{}", stderr(&plain));
+    for flag in ["-n", "-nn"] {
+        let with = kaprobe(&["analyze", flag, &file]);
+        assert_eq!(with.status.code(), Some(0), "{flag}: {}", stderr(&with));
+        assert_eq!(stdout(&with), stdout(&plain), "{flag}");
+    }
+}
