@@ -303,15 +303,18 @@ fn sniff_on_loopback_reads_each_packet_once() {
     assert!(probes >= Some(2) && probes == acks, "{summary}");
 }
 
+/// Runs kaprobe with `args`, which must fail with one line and exit 2; the line.
+fn one_line_error(args: &[&str]) -> String {
+    let out = Command::new(kaprobe()).args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err
+}
+
 #[test]
 fn sniff_on_a_missing_interface_is_one_clear_line() {
-    let out = Command::new(kaprobe())
-        .args(["sniff", "-i", "kp-no-such0"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = one_line_error(&["sniff", "-i", "kp-no-such0"]);
     assert!(
         err.contains("no interface named 'kp-no-such0'") || err.contains("no permission"),
         "{err}"
@@ -323,13 +326,7 @@ fn sniff_bad_filter_is_one_clear_line() {
     if !privileged("sniff_bad_filter_is_one_clear_line") {
         return;
     }
-    let out = Command::new(kaprobe())
-        .args(["sniff", "-i", "lo", "port", "nosuchport"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = one_line_error(&["sniff", "-i", "lo", "port", "nosuchport"]);
     assert!(err.contains("bad filter 'port nosuchport'"), "{err}");
 }
 
@@ -368,13 +365,7 @@ fn sniff_takes_an_interface_by_its_number_in_the_list() {
 
 #[test]
 fn sniff_on_a_number_past_the_list_is_one_clear_line() {
-    let out = Command::new(kaprobe())
-        .args(["sniff", "-i", "99999"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = one_line_error(&["sniff", "-i", "99999"]);
     assert!(
         err.contains("no interface number 99999: kaprobe sniff -D lists "),
         "{err}"

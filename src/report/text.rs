@@ -306,36 +306,30 @@ fn counted(n: impl Into<u64>, one: &str, many: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A summary with every count in the summary line at `n`.
+    fn every_count(n: u64) -> Summary {
+        Summary {
+            frames: n,
+            connections: n,
+            keepalives: n,
+            zero_window_probes: n,
+            duplicates: n,
+            undecodable: n,
+            unacceptable: n,
+            ..Summary::default()
+        }
+    }
+
     #[test]
     fn the_summary_line_counts_in_singular_and_plural() {
-        let one = Summary {
-            frames: 1,
-            connections: 1,
-            keepalives: 1,
-            zero_window_probes: 1,
-            duplicates: 1,
-            undecodable: 1,
-            unacceptable: 1,
-            ..Summary::default()
-        };
         assert_eq!(
-            summary_line(&one),
+            summary_line(&every_count(1)),
             "1 frame, 1 TCP connection, 0 with keepalive; 1 probe, 0 ACKed, 0 answered by RST, \
              1 zero-window probe, 1 duplicate frame, 1 undecodable frame, \
              1 segment left out (no receiver would accept them)"
         );
-        let two = Summary {
-            frames: 2,
-            connections: 2,
-            keepalives: 2,
-            zero_window_probes: 2,
-            duplicates: 2,
-            undecodable: 2,
-            unacceptable: 2,
-            ..Summary::default()
-        };
         assert_eq!(
-            summary_line(&two),
+            summary_line(&every_count(2)),
             "2 frames, 2 TCP connections, 0 with keepalive; 2 probes, 0 ACKed, 0 answered by RST, \
              2 zero-window probes, 2 duplicate frames, 2 undecodable frames, \
              2 segments left out (no receiver would accept them)"
