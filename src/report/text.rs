@@ -156,7 +156,7 @@ impl TextReport {
             writeln!(
                 out,
                 "{} received by filter, {} dropped by kernel, {} dropped by interface",
-                counted(c.received, "packet", "packets"),
+                counted(c.received, "packet"),
                 c.dropped,
                 c.if_dropped
             )?;
@@ -267,39 +267,35 @@ fn summary_line(s: &Summary) -> String {
     };
     let mut line = format!(
         "{}, {}, {} with keepalive{}; {}, {} ACKed, {} answered by RST, {}",
-        counted(s.frames, "frame", "frames"),
-        counted(s.connections, "TCP connection", "TCP connections"),
+        counted(s.frames, "frame"),
+        counted(s.connections, "TCP connection"),
         s.keepalive_connections,
         verdicts,
-        counted(s.keepalives, "probe", "probes"),
+        counted(s.keepalives, "probe"),
         s.keepalive_acks,
         s.keepalive_rsts,
-        counted(
-            s.zero_window_probes,
-            "zero-window probe",
-            "zero-window probes"
-        ),
+        counted(s.zero_window_probes, "zero-window probe"),
     );
     if s.duplicates > 0 {
-        let n = counted(s.duplicates, "duplicate frame", "duplicate frames");
+        let n = counted(s.duplicates, "duplicate frame");
         line.push_str(&format!(", {n}"));
     }
     if s.undecodable > 0 {
-        let n = counted(s.undecodable, "undecodable frame", "undecodable frames");
+        let n = counted(s.undecodable, "undecodable frame");
         line.push_str(&format!(", {n}"));
     }
     if s.unacceptable > 0 {
         // Forged or far out of any window: say they were left out.
-        let n = counted(s.unacceptable, "segment", "segments");
+        let n = counted(s.unacceptable, "segment");
         line.push_str(&format!(", {n} left out (no receiver would accept them)"));
     }
     line
 }
 
 /// "1 frame", "2 frames", as tcpdump counts its packets.
-fn counted(n: impl Into<u64>, one: &str, many: &str) -> String {
+fn counted(n: impl Into<u64>, noun: &str) -> String {
     let n = n.into();
-    format!("{n} {}", if n == 1 { one } else { many })
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]
