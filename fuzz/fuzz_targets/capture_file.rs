@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     drop(file);
     for json in [false, true] {
         let args = AnalyzeArgs {
-            output: OutputArgs { json, verbose: true, all: true, color: ColorChoice::Never },
+            output: OutputArgs { json, verbose: true, all: true, color: ColorChoice::Never, numeric: 0 },
             no_progress: true,
             words: vec![path.display().to_string()],
         };
