@@ -159,6 +159,10 @@ pub struct SniffArgs {
     /// Also write every captured packet to this pcap file.
     #[arg(short = 'w', long, value_name = "FILE")]
     pub write: Option<PathBuf>,
+    /// Once the capture (and the -w file) is open, run as this user, as
+    /// tcpdump's -Z: packets are then read without root's privileges.
+    #[arg(short = 'Z', long, value_name = "USER")]
+    pub relinquish_privileges: Option<String>,
     /// Stop after this many events.
     #[arg(short = 'c', long, value_name = "N")]
     pub count: Option<u64>,

@@ -1,9 +1,15 @@
-//! Which of the capabilities kaprobe needs this process lacks, so that a
-//! permission error can say exactly what is missing (capabilities(7)).
+//! kaprobe's privileges: which of the capabilities it needs this process
+//! lacks, so that a permission error can say exactly what is missing
+//! (capabilities(7)), and giving up root once a capture is open (`sniff -Z`).
 //!
 //! Capturing and raw sending need CAP_NET_RAW, and libpcap wants
 //! CAP_NET_ADMIN for its interface settings; root has both, and so does the
 //! binary after `setcap cap_net_raw,cap_net_admin+ep`.
+
+use std::ffi::CString;
+
+use nix::errno::Errno;
+use nix::unistd::{geteuid, initgroups, setgid, setuid, Gid, Uid, User};
 
 /// Capability bit numbers (linux/capability.h).
 const NEEDED: [(u32, &str); 2] = [(13, "CAP_NET_RAW"), (12, "CAP_NET_ADMIN")];
@@ -39,6 +45,74 @@ pub fn missing() -> String {
         String::new()
     } else {
         format!(" (missing {})", names.join(" and "))
+    }
+}
+
+/// The user `sniff -Z` runs as once the capture is open, looked up before it
+/// opens so that a misspelt name fails before anything is captured.
+#[derive(Debug, Clone)]
+pub struct Unprivileged {
+    name: String,
+    uid: Uid,
+    gid: Gid,
+}
+
+/// Why kaprobe could not give up root for `-Z`.
+#[derive(Debug, thiserror::Error)]
+pub enum RelinquishError {
+    #[error("no user named '{0}' for -Z: give an existing user, e.g. nobody")]
+    NoSuchUser(String),
+    #[error("cannot look up user '{name}' for -Z: {errno}")]
+    Lookup { name: String, errno: Errno },
+    #[error("-Z {0} needs kaprobe started as root, and it runs as uid {1}: drop -Z, or run it with sudo")]
+    NotRoot(String, Uid),
+    #[error(
+        "cannot run as user '{name}' ({step}: {errno}): kaprobe stopped rather than go on as root"
+    )]
+    Switch {
+        name: String,
+        step: &'static str,
+        errno: Errno,
+    },
+}
+
+impl Unprivileged {
+    pub fn lookup(name: &str) -> Result<Unprivileged, RelinquishError> {
+        if !geteuid().is_root() {
+            return Err(RelinquishError::NotRoot(name.to_string(), geteuid()));
+        }
+        let user = User::from_name(name)
+            .map_err(|errno| RelinquishError::Lookup {
+                name: name.to_string(),
+                errno,
+            })?
+            .ok_or_else(|| RelinquishError::NoSuchUser(name.to_string()))?;
+        Ok(Unprivileged {
+            name: name.to_string(),
+            uid: user.uid,
+            gid: user.gid,
+        })
+    }
+
+    /// Become this user: its groups, then its gid, then its uid, in the
+    /// order that keeps the right to make the next change. Leaving uid 0
+    /// clears every capability (capabilities(7)), so nothing of root is left
+    /// to the code that reads packets. glibc applies each call to every
+    /// thread of the process.
+    pub fn become_user(&self) -> Result<(), RelinquishError> {
+        let fail = |step: &'static str| {
+            move |errno| RelinquishError::Switch {
+                name: self.name.clone(),
+                step,
+                errno,
+            }
+        };
+        let name =
+            CString::new(self.name.as_str()).map_err(|_| fail("initgroups")(Errno::EINVAL))?;
+        initgroups(&name, self.gid).map_err(fail("initgroups"))?;
+        setgid(self.gid).map_err(fail("setgid"))?;
+        setuid(self.uid).map_err(fail("setuid"))?;
+        Ok(())
     }
 }
 

@@ -16,6 +16,7 @@ use crate::capture::{
 use crate::cli::SniffArgs;
 use crate::engine::{Engine, FrameRef, Live, Output};
 use crate::flow::Micros;
+use crate::privilege::Unprivileged;
 use crate::report::Reporter;
 
 /// How long to wait for a packet before letting time pass in the engine:
@@ -51,29 +52,9 @@ pub fn run(args: &SniffArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
             }),
         };
     }
-    let interface = match resolve_interface(args.interface.as_deref().unwrap_or_default()) {
-        Ok(name) => name,
-        Err(e) => {
-            return Ok(RunEnd {
-                errors: vec![e.to_string()],
-            })
-        }
-    };
-    let opts = LiveOptions {
-        interface,
-        snaplen: args.snaplen,
-        buffer_bytes: args.buffer_size.map(|kib| kib.saturating_mul(1024)),
-        promiscuous: !args.no_promiscuous_mode,
-        filter: (!args.filter.is_empty()).then(|| args.filter.join(" ")),
-        immediate: args.immediate_mode,
-    };
-    let mut cap = match open(&opts, args.write.as_deref()) {
-        Ok(cap) => cap,
-        Err(e) => {
-            return Ok(RunEnd {
-                errors: vec![e.to_string()],
-            })
-        }
+    let (opts, mut cap) = match start(args) {
+        Ok(started) => started,
+        Err(e) => return Ok(RunEnd { errors: vec![e] }),
     };
     // Like tcpdump, say on stderr what is being captured once it is.
     eprintln!(
@@ -174,6 +155,32 @@ pub fn run(args: &SniffArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
     reporter.set_capture_stats(stats);
     reporter.finish(&engine.totals, &errors)?;
     Ok(RunEnd { errors })
+}
+
+/// The capture open and, with -Z, root given up; or the one-line error.
+fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
+    let interface = resolve_interface(args.interface.as_deref().unwrap_or_default())
+        .map_err(|e| e.to_string())?;
+    // Looked up before the capture opens: a misspelt user captures nothing.
+    let user = args
+        .relinquish_privileges
+        .as_deref()
+        .map(Unprivileged::lookup)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let opts = LiveOptions {
+        interface,
+        snaplen: args.snaplen,
+        buffer_bytes: args.buffer_size.map(|kib| kib.saturating_mul(1024)),
+        promiscuous: !args.no_promiscuous_mode,
+        filter: (!args.filter.is_empty()).then(|| args.filter.join(" ")),
+        immediate: args.immediate_mode,
+    };
+    let cap = open(&opts, args.write.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(user) = user {
+        user.become_user().map_err(|e| e.to_string())?;
+    }
+    Ok((opts, cap))
 }
 
 fn open(opts: &LiveOptions, write: Option<&Path>) -> Result<LiveCapture, LiveError> {

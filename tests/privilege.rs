@@ -102,6 +102,30 @@ fn with_file_capabilities_sniff_and_poke_work_as_an_ordinary_user() {
     assert!(text.contains(" alive "), "{text}");
 }
 
+/// `-Z` changes user only from root: with file capabilities there is no
+/// root to leave, and kaprobe says so rather than capture as it is.
+#[test]
+fn sniff_z_without_root_is_one_clear_line() {
+    if !privileged("sniff_z_without_root_is_one_clear_line") {
+        return;
+    }
+    let net = Net::new();
+    let capable = binary("kaprobe-caps-z", Some("cap_net_raw,cap_net_admin+ep"));
+    let out = as_nobody(
+        &net,
+        &net.a,
+        &capable,
+        &["sniff", "-i", "lo", "-Z", "nobody", "--duration", "1"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("-Z nobody needs kaprobe started as root, and it runs as uid 65534"),
+        "{err}"
+    );
+}
+
 #[test]
 fn analyze_needs_no_privilege() {
     if !privileged("analyze_needs_no_privilege") {

@@ -109,6 +109,24 @@ impl Drop for Sniff {
     }
 }
 
+/// `kaprobe analyze --json FILE`, which must succeed: its lines.
+fn analyze_json(pcap: &std::path::Path) -> Vec<Value> {
+    let out = Command::new(kaprobe())
+        .args(["analyze", "--json"])
+        .arg(pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// The probe/answer events, as (type, frame, src, dst).
 fn probe_events(lines: &[Value]) -> Vec<(String, u64, String, String)> {
     let kinds = [
@@ -184,17 +202,7 @@ fn sniff_sees_probes_then_silence_then_dead_and_agrees_with_analyze() {
         "{summary}"
     );
 
-    let analyzed = Command::new(kaprobe())
-        .args(["analyze", "--json"])
-        .arg(&pcap)
-        .output()
-        .unwrap();
-    assert!(analyzed.status.success());
-    let text = String::from_utf8(analyzed.stdout).unwrap();
-    let offline: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let offline = analyze_json(&pcap);
     assert!(!probe_events(&lines).is_empty());
     assert_eq!(
         probe_events(&lines),
@@ -303,6 +311,53 @@ fn sniff_on_loopback_reads_each_packet_once() {
     assert!(probes >= Some(2) && probes == acks, "{summary}");
 }
 
+/// `-Z nobody`, as tcpdump's: once the capture and the -w file are open,
+/// sniff runs as nobody with no capabilities left, and still sees every
+/// probe, its answer, and prints the report.
+#[test]
+fn sniff_gives_up_root_with_z_and_still_sees_probes() {
+    if !privileged("sniff_gives_up_root_with_z_and_still_sees_probes") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7004"]);
+    let pcap = temp("sniff-z.pcap");
+    let sniff = Sniff::start(
+        &net,
+        &net.a,
+        &net.a_if,
+        &["-Z", "nobody", "-w", pcap.to_str().unwrap()],
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sniff.child.id())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Uid:"), ["65534"; 4], "{status}");
+    assert_eq!(field("Gid:"), ["65534"; 4], "{status}");
+    assert_eq!(field("CapEff:"), ["0000000000000000"], "{status}");
+    assert_eq!(field("CapPrm:"), ["0000000000000000"], "{status}");
+    let _client = net.peer(
+        &net.a,
+        &["client", B4, "7004", "--keepalive", "1,1,3", "--hold", "30"],
+    );
+    sniff.wait_for("keepalive_ack", 2, 10);
+    let lines = sniff.interrupt();
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary", "{summary}");
+    assert!(
+        summary["capture"]["received"].as_u64() > Some(0),
+        "{summary}"
+    );
+    let conn = lines.iter().find(|v| v["type"] == "connection").unwrap();
+    assert_eq!(conn["verdict"], "alive", "{conn}");
+    let offline = analyze_json(&pcap);
+    assert_eq!(probe_events(&lines), probe_events(&offline));
+}
+
 /// Runs kaprobe with `args`, which must fail with one line and exit 2; the line.
 fn one_line_error(args: &[&str]) -> String {
     let out = Command::new(kaprobe()).args(args).output().unwrap();
@@ -368,6 +423,18 @@ fn sniff_on_a_number_past_the_list_is_one_clear_line() {
     let err = one_line_error(&["sniff", "-i", "99999"]);
     assert!(
         err.contains("no interface number 99999: kaprobe sniff -D lists "),
+        "{err}"
+    );
+}
+
+#[test]
+fn sniff_z_with_an_unknown_user_is_one_clear_line() {
+    if !privileged("sniff_z_with_an_unknown_user_is_one_clear_line") {
+        return;
+    }
+    let err = one_line_error(&["sniff", "-i", "lo", "-Z", "kp-no-such-user"]);
+    assert!(
+        err.contains("no user named 'kp-no-such-user' for -Z"),
         "{err}"
     );
 }
