@@ -3,6 +3,7 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -22,7 +23,8 @@ pub struct RunEnd {
 
 /// Analyze every file in turn through one engine: connections continue from
 /// one file into the next, as with a capture rotated by `tcpdump -C/-G`.
-pub fn run(args: &AnalyzeArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
+/// `stop` (Ctrl-C, SIGTERM) ends the reading; what was read is reported.
+pub fn run(args: &AnalyzeArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Result<RunEnd> {
     let (files, filter) = args.files_and_filter();
     let names = files.iter().map(|f| f.display().to_string()).collect();
     let mut reporter = Reporter::new(&args.output, names, out);
@@ -30,15 +32,25 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
     let mut errors = Vec::new();
     for (index, path) in files.iter().enumerate() {
         let progress = progress_bar(path, args.no_progress);
-        match read_file(
-            &mut engine,
-            &mut reporter,
-            index,
+        let source = Source {
+            file: index,
             path,
-            filter.as_deref(),
-            &progress,
-        ) {
-            Ok(()) => {}
+            filter: filter.as_deref(),
+        };
+        let read = read_file(&mut engine, &mut reporter, &source, &progress, stop);
+        progress.finish_and_clear();
+        match read {
+            Ok(Read::Whole) => {}
+            // Ctrl-C is how a stream from a remote tcpdump ends; a file
+            // stopped part way is reported as such.
+            Ok(Read::Stopped { stream: true, .. }) => break,
+            Ok(Read::Stopped { last_record, .. }) => {
+                errors.push(format!(
+                    "{}: interrupted after record {last_record}: the report covers what was read up to it",
+                    path.display()
+                ));
+                break;
+            }
             // The same filter would fail on every file: stop here.
             Err(e @ CaptureError::Filter { .. }) => {
                 errors.push(e.to_string());
@@ -46,7 +58,6 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
             }
             Err(e) => errors.push(e.to_string()),
         }
-        progress.finish_and_clear();
         reporter.check()?;
     }
     engine.finish(Micros::MAX, &mut |o| reporter.output(o));
@@ -54,16 +65,30 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
     Ok(RunEnd { errors })
 }
 
+/// One capture of the run: its index in the list, its path, the filter.
+struct Source<'a> {
+    file: usize,
+    path: &'a Path,
+    filter: Option<&'a str>,
+}
+
+/// How the reading of one capture ended, short of an error.
+enum Read {
+    Whole,
+    Stopped { stream: bool, last_record: u64 },
+}
+
 fn read_file(
     engine: &mut Engine,
     reporter: &mut Reporter,
-    file: usize,
-    path: &Path,
-    filter: Option<&str>,
+    source: &Source,
     progress: &ProgressBar,
-) -> Result<(), CaptureError> {
-    let cap = FileCapture::open(path, filter)?;
+    stop: &AtomicBool,
+) -> Result<Read, CaptureError> {
+    let cap = FileCapture::open(source.path, source.filter)?;
     let link = cap.link();
+    let stream = cap.is_stream();
+    let file = source.file;
     // The reader thread copies frames out of libpcap; decoding and the rules
     // run here. That splits the work about evenly between two cores.
     let mut reader = Prefetch::start(cap, move |f, data| {
@@ -79,7 +104,8 @@ fn read_file(
             f.record_len,
         )
     });
-    while let Some(batch) = reader.next_batch() {
+    let mut last_record = 0;
+    while let Some(batch) = reader.next_batch(stop) {
         let batch = batch?;
         let mut bytes = 0;
         let ends = batch
@@ -93,14 +119,25 @@ fn read_file(
                 reporter.output(o)
             });
             bytes += record_len;
+            last_record = at.frame;
         }
         progress.inc(bytes);
         reader.recycle(batch);
+        // What a stream brought is shown before it brings more.
+        if stream {
+            reporter.flush();
+        }
         if reporter.failed() {
             break;
         }
     }
-    Ok(())
+    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(Read::Stopped {
+            stream,
+            last_record,
+        });
+    }
+    Ok(Read::Whole)
 }
 
 fn progress_bar(path: &Path, disabled: bool) -> ProgressBar {

@@ -21,7 +21,7 @@ pub struct Cli {
 pub enum Command {
     /// Read pcap/pcapng files and report every keepalive probe, its answer, and a verdict per connection.
     #[command(
-        after_help = "Examples:\n  kaprobe analyze trace.pcap\n  kaprobe analyze -v trace.pcap port 5432\n  kaprobe analyze --json a.pcap b.pcapng | jq 'select(.type==\"connection\")'"
+        after_help = "Examples:\n  kaprobe analyze trace.pcap\n  kaprobe analyze -v trace.pcap port 5432\n  kaprobe analyze --json a.pcap b.pcapng | jq 'select(.type==\"connection\")'\n  ssh db1 sudo tcpdump -U -w - port 5432 | kaprobe analyze -v -"
     )]
     Analyze(AnalyzeArgs),
     /// Watch live traffic on an interface: keepalive events as they happen, the report at the end.
@@ -92,7 +92,7 @@ pub struct AnalyzeArgs {
     /// Never show a progress bar (it is shown on a terminal for large files).
     #[arg(long)]
     pub no_progress: bool,
-    /// Capture files, then an optional tcpdump-style filter, e.g. `trace.pcap port 5432`.
+    /// Capture files (`-` for standard input), then an optional tcpdump-style filter, e.g. `trace.pcap port 5432`.
     #[arg(value_name = "FILE... [FILTER]", required = true, num_args = 1.., trailing_var_arg = true)]
     pub words: Vec<String>,
 }
@@ -124,7 +124,10 @@ impl AnalyzeArgs {
 
 fn looks_like_file(word: &str) -> bool {
     const EXTENSIONS: [&str; 5] = [".pcap", ".pcapng", ".cap", ".dmp", ".trace"];
-    Path::new(word).exists() || word.contains('/') || EXTENSIONS.iter().any(|e| word.ends_with(e))
+    word == "-"
+        || Path::new(word).exists()
+        || word.contains('/')
+        || EXTENSIONS.iter().any(|e| word.ends_with(e))
 }
 
 #[derive(Args, Debug)]

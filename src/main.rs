@@ -6,6 +6,8 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use clap::Parser;
 
@@ -30,11 +32,11 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Analyze(args) => {
             report::set_color(args.output.color, is_terminal);
-            report_end(analyze::run(args, &mut out), out)
+            report_end(analyze::run(args, &stop_flag(), &mut out), out)
         }
         Command::Sniff(args) => {
             report::set_color(args.output.color, is_terminal);
-            report_end(sniff::run(args, &mut out), out)
+            report_end(sniff::run(args, &stop_flag(), &mut out), out)
         }
         Command::Poke(args) => {
             report::set_color(args.color, is_terminal);
@@ -43,6 +45,16 @@ fn main() -> ExitCode {
         Command::Completions { shell } => generated(docs::completions(*shell, &mut out), out),
         Command::Man { command } => generated(docs::man(command.as_deref(), &mut out), out),
     }
+}
+
+/// Set by Ctrl-C or SIGTERM: analyze and sniff look at it as they read, stop,
+/// and still print their report. Without the handler (it cannot be set
+/// twice), Ctrl-C simply ends the process.
+fn stop_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    let _ = ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst));
+    flag
 }
 
 fn generated(result: io::Result<()>, out: impl Write) -> ExitCode {

@@ -5,7 +5,6 @@ use std::cell::Cell;
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::analyze::RunEnd;
@@ -28,17 +27,8 @@ fn micros(seconds: f64) -> Micros {
     (seconds * 1e6) as Micros
 }
 
-/// Set by Ctrl-C or SIGTERM; the loop looks at it between packets.
-fn stop_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let handler_flag = flag.clone();
-    // A second handler cannot be installed (tests run sniff once per process);
-    // without one, Ctrl-C simply ends the process.
-    let _ = ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst));
-    flag
-}
-
-pub fn run(args: &SniffArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
+/// `stop` (Ctrl-C, SIGTERM) ends the capture; the report follows.
+pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Result<RunEnd> {
     if args.list_interfaces {
         return match list_interfaces() {
             Ok(lines) => {
@@ -70,7 +60,6 @@ pub fn run(args: &SniffArgs, out: &mut dyn Write) -> io::Result<RunEnd> {
     };
     let mut engine = Engine::live(live);
     let mut reporter = Reporter::live(&args.output, opts.interface.clone(), out);
-    let stop = stop_flag();
     let deadline = args
         .duration
         .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));

@@ -244,3 +244,98 @@ fn tcpdump_numeric_flags_are_taken_and_change_nothing() {
         assert_eq!(stdout(&with), stdout(&plain), "{flag}");
     }
 }
+
+/// `-` reads the capture from standard input, as `tcpdump -r -` does:
+/// `ssh host tcpdump -w - ... | kaprobe analyze -`. Same report as the file.
+#[test]
+fn dash_reads_the_capture_from_stdin() {
+    for name in ["dead-peer.pcap", "alive.pcapng"] {
+        let file = capture(name);
+        let from_file = kaprobe(&["analyze", "--json", &file, "port", "4242"]);
+        assert_eq!(from_file.status.code(), Some(0), "{}", stderr(&from_file));
+        let from_stdin = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+            .args(["analyze", "--json", "-", "port", "4242"])
+            .stdin(std::fs::File::open(&file).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(from_stdin.status.code(), Some(0), "{}", stderr(&from_stdin));
+        let without_file = |out: &Output| -> Vec<serde_json::Value> {
+            stdout(out)
+                .lines()
+                .map(|l| {
+                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    let fields = v.as_object_mut().unwrap();
+                    fields.remove("file");
+                    fields.remove("files");
+                    v
+                })
+                .collect()
+        };
+        let lines = without_file(&from_stdin);
+        assert!(lines.iter().any(|v| v["type"] == "keepalive"), "{name}");
+        assert_eq!(lines, without_file(&from_file), "{name}");
+    }
+}
+
+/// A capture streamed on standard input (`tcpdump -U -w - | kaprobe
+/// analyze -`) shows each event as its packet arrives, not when a batch
+/// fills or the stream ends; Ctrl-C then ends it with the report of what
+/// came, exit 0, as for sniff.
+#[test]
+fn a_stream_on_stdin_shows_events_as_they_come_and_ends_on_ctrl_c() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let bytes = std::fs::read(capture("dead-peer.pcap")).unwrap();
+    // The 24-byte file header, then records 1-9: the first probe (#8) and
+    // its ACK (#9). Each record: a 16-byte header whose bytes 8..12 give
+    // the captured length (little-endian here), then the bytes.
+    let mut end = 24;
+    for _ in 0..9 {
+        let caplen = u32::from_le_bytes(bytes[end + 8..end + 12].try_into().unwrap());
+        end += 16 + caplen as usize;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+        .args(["analyze", "--json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&bytes[..end]).unwrap();
+    stdin.flush().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let _ = tx.send(v);
+        }
+    });
+    let ack = loop {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(v) if v["type"] == "keepalive_ack" => break v,
+            Ok(_) => continue,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no keepalive_ack within 10 s of its packet, with the stream still open");
+            }
+        }
+    };
+    assert_eq!(ack["frame"], 9, "{ack}");
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let rest: Vec<serde_json::Value> = rx.try_iter().collect();
+    assert_eq!(status.code(), Some(0), "{rest:?}");
+    let summary = rest.last().expect("a summary after Ctrl-C");
+    assert_eq!(summary["type"], "summary", "{summary}");
+    assert_eq!(summary["frames"], 9, "{summary}");
+    assert_eq!(summary["keepalives"], 1, "{summary}");
+    assert!(rest.iter().any(|v| v["type"] == "connection"), "{rest:?}");
+}

@@ -21,6 +21,6 @@ fuzz_target!(|data: &[u8]| {
             no_progress: true,
             words: vec![path.display().to_string()],
         };
-        let _ = analyze::run(&args, &mut std::io::sink());
+        let _ = analyze::run(&args, &std::sync::atomic::AtomicBool::new(false), &mut std::io::sink());
     }
 });

@@ -57,6 +57,7 @@ pub struct Frame<'a> {
 
 /// A pcap or pcapng file read through libpcap.
 pub struct FileCapture {
+    stream: bool,
     path: PathBuf,
     cap: Capture<Offline>,
     link: LinkType,
@@ -85,6 +86,7 @@ impl FileCapture {
             None => None,
         };
         Ok(FileCapture {
+            stream: is_stream(path),
             path: path.to_owned(),
             cap,
             link,
@@ -96,6 +98,12 @@ impl FileCapture {
 
     pub fn link(&self) -> LinkType {
         self.link
+    }
+
+    /// Read as it is written (standard input, a pipe): more may come at
+    /// any time, and what came should be shown before it does.
+    pub fn is_stream(&self) -> bool {
+        self.stream
     }
 
     /// The next record that passes the filter, `Ok(None)` at the end.
@@ -209,11 +217,30 @@ fn pcap_text(err: &pcap::Error) -> String {
         .to_string()
 }
 
+/// `-`, which libpcap reads as standard input (as `tcpdump -r -`).
+fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// A source read as it is written (standard input, a pipe, a socket), not a
+/// file whose end is already there: its frames are handed on as they come.
+fn is_stream(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    is_stdin(path)
+        || std::fs::metadata(path).is_ok_and(|m| {
+            let t = m.file_type();
+            t.is_fifo() || t.is_socket() || t.is_char_device()
+        })
+}
+
 /// libpcap's open errors are terse ("unknown file format"); say what it means.
 fn open_reason(path: &Path, err: &pcap::Error) -> String {
     let text = pcap_text(err);
-    if !path.exists() {
+    if !is_stdin(path) && !path.exists() {
         return "no such file".into();
+    }
+    if is_stdin(path) && text.contains("truncated dump file") {
+        return "standard input is empty or cut short before the pcap header".into();
     }
     if text.contains("unknown file format") || text.contains("bad dump file format") {
         return "not a pcap or pcapng capture (gzip-compressed? run gunzip first)".into();
