@@ -139,6 +139,10 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
             }
         }
     }
+    // A failed write has already stopped the loop and been said once.
+    if let (true, Err(e)) = (errors.is_empty(), cap.flush_saved()) {
+        errors.push(e.to_string());
+    }
     let stats = cap.finish();
     engine.finish(wall_clock(), &mut |o| reporter.output(o));
     reporter.set_capture_stats(stats);

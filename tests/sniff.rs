@@ -358,6 +358,64 @@ fn sniff_gives_up_root_with_z_and_still_sees_probes() {
     assert_eq!(probe_events(&lines), probe_events(&offline));
 }
 
+/// The `-w` file is pushed to disk after every batch of packets: `analyze`
+/// reads it while sniff still runs and finds the probes sniff has shown.
+#[test]
+fn sniff_w_file_is_readable_during_the_capture() {
+    if !privileged("sniff_w_file_is_readable_during_the_capture") {
+        return;
+    }
+    let net = Net::new();
+    let pcap = temp("sniff-during.pcap");
+    let _server = net.peer(&net.b, &["server", B4, "7005"]);
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &["-w", pcap.to_str().unwrap()]);
+    let _client = net.peer(
+        &net.a,
+        &["client", B4, "7005", "--keepalive", "1,1,3", "--hold", "30"],
+    );
+    sniff.wait_for("keepalive_ack", 2, 10);
+    let during = analyze_json(&pcap);
+    let acks = during
+        .iter()
+        .filter(|v| v["type"] == "keepalive_ack")
+        .count();
+    assert!(acks >= 2, "the file so far: {during:?}");
+    sniff.interrupt();
+}
+
+/// A `-w` file that cannot be written (a full disk: /dev/full) stops the
+/// capture with one line and exit 2; the report of what came is printed.
+#[test]
+fn sniff_stops_when_the_w_file_cannot_be_written() {
+    if !privileged("sniff_stops_when_the_w_file_cannot_be_written") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7006"]);
+    let _client = net.peer(&net.a, &["client", B4, "7006", "--hold", "5"]);
+    let out = net
+        .cmd(&net.a, kaprobe())
+        .args(["sniff", "-i", &net.a_if, "--json", "-w", "/dev/full"])
+        .args(["--duration", "10"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.contains("listening on"))
+        .collect();
+    assert_eq!(
+        errors,
+        ["kaprobe: cannot write /dev/full: No space left on device"],
+        "{err}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["type"], "summary", "{summary}");
+    assert!(summary["frames"].as_u64() > Some(0), "{summary}");
+}
+
 /// Runs kaprobe with `args`, which must fail with one line and exit 2; the line.
 fn one_line_error(args: &[&str]) -> String {
     let out = Command::new(kaprobe()).args(args).output().unwrap();

@@ -92,7 +92,8 @@ pub struct LiveCapture {
     cap: Capture<Active>,
     link: LinkType,
     number: u64,
-    save: Option<Savefile>,
+    /// The `-w` file, and its path for messages.
+    save: Option<(Savefile, String)>,
     /// The last read returned a packet: read again before waiting.
     pending: bool,
     /// See [`LiveCapture::delivery_delay`].
@@ -155,8 +156,21 @@ impl LiveCapture {
             path: path.display().to_string(),
             reason: pcap_text(&e),
         })?;
-        self.save = Some(save);
+        self.save = Some((save, path.display().to_string()));
         Ok(())
+    }
+
+    /// Push what was written to the `-w` file to disk, so that the file is
+    /// whole up to the last batch (`analyze` can read it during the
+    /// capture) and a full disk is noticed at once.
+    pub fn flush_saved(&mut self) -> Result<(), LiveError> {
+        let Some((save, path)) = self.save.as_mut() else {
+            return Ok(());
+        };
+        save.flush().map_err(|e| LiveError::Write {
+            path: path.clone(),
+            reason: pcap_text(&e),
+        })
     }
 
     pub fn link(&self) -> LinkType {
@@ -188,7 +202,7 @@ impl LiveCapture {
             .cap
             .dispatch(None, |packet| {
                 *number += 1;
-                if let Some(save) = save.as_mut() {
+                if let Some((save, _)) = save.as_mut() {
                     save.write(&packet);
                 }
                 each(frame(*number, packet.header, packet.data));
@@ -200,6 +214,9 @@ impl LiveCapture {
         // Non-blocking: 0 means the ring is drained; until then read again
         // before waiting.
         self.pending = n > 0;
+        if n > 0 {
+            self.flush_saved()?;
+        }
         Ok(n)
     }
 
@@ -214,11 +231,8 @@ impl LiveCapture {
         })
     }
 
-    /// libpcap's counters, and the saved file flushed.
+    /// libpcap's counters.
     pub fn finish(&mut self) -> LiveStats {
-        if let Some(save) = self.save.as_mut() {
-            let _ = save.flush();
-        }
         self.cap
             .stats()
             .map(|s| LiveStats {

@@ -209,10 +209,13 @@ fn frame<'a>(number: u64, header: &pcap::PacketHeader, data: &'a [u8]) -> Frame<
     }
 }
 
-/// The pcap crate prefixes every libpcap message with "libpcap error: ".
+/// The pcap crate prefixes libpcap's messages with "libpcap error: ", and
+/// errno texts with "libpcap os errno: ".
 fn pcap_text(err: &pcap::Error) -> String {
     let text = err.to_string();
-    text.strip_prefix("libpcap error: ")
+    ["libpcap error: ", "libpcap os errno: "]
+        .iter()
+        .find_map(|p| text.strip_prefix(p))
         .unwrap_or(&text)
         .to_string()
 }
