@@ -26,7 +26,7 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Watch live traffic on an interface: keepalive events as they happen, the report at the end.
     #[command(
-        after_help = "Examples:\n  sudo kaprobe sniff -i eth0\n  sudo kaprobe sniff -i any port 5432\n  sudo kaprobe sniff -i eth0 --json -w trace.pcap --duration 600\n\nEnds on Ctrl-C, SIGTERM, -c or --duration, then prints the per-connection report and libpcap's counters."
+        after_help = "Examples:\n  sudo kaprobe sniff -i eth0\n  sudo kaprobe sniff -i any port 5432\n  sudo kaprobe sniff -i eth0 --json -w trace.pcap --duration 600\n\nEnds on Ctrl-C, SIGTERM, -c or --duration, then prints the per-connection report and libpcap's counters.\nSIGUSR1 prints the counters so far on stderr and goes on."
     )]
     Sniff(SniffArgs),
     /// Ask an established connection's peer whether it is still there: keepalive on demand, from outside the application.

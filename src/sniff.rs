@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::analyze::RunEnd;
@@ -16,6 +17,7 @@ use crate::cli::SniffArgs;
 use crate::engine::{Engine, FrameRef, Live, Output};
 use crate::flow::Micros;
 use crate::privilege::Unprivileged;
+use crate::report::text::status_line;
 use crate::report::Reporter;
 
 /// How long to wait for a packet before letting time pass in the engine:
@@ -64,6 +66,7 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
         .duration
         .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
     let mut errors = Vec::new();
+    let status = status_flag();
     let link = cap.link();
     // Packets reach the engine up to this late, so its clock runs that far
     // behind: a probe's answer still in the kernel is not yet overdue.
@@ -107,6 +110,12 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
             }
         }
         reporter.flush();
+        if status.swap(false, Ordering::Relaxed) {
+            let open = engine.table_len();
+            let line = status_line(&engine.totals, open, &cap.stats());
+            // Not eprintln!: a closed stderr must not end the capture.
+            let _ = writeln!(io::stderr(), "kaprobe: {line}");
+        }
     }
     if drain {
         // The kernel hands over a block of packets at most `lag` after its
@@ -143,11 +152,19 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
     if let (true, Err(e)) = (errors.is_empty(), cap.flush_saved()) {
         errors.push(e.to_string());
     }
-    let stats = cap.finish();
+    let stats = cap.stats();
     engine.finish(wall_clock(), &mut |o| reporter.output(o));
     reporter.set_capture_stats(stats);
     reporter.finish(&engine.totals, &errors)?;
     Ok(RunEnd { errors })
+}
+
+/// Set by SIGUSR1: print the counters so far on stderr, as tcpdump does.
+fn status_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    // Without it, SIGUSR1 keeps its default action and ends the process.
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGUSR1, flag.clone());
+    flag
 }
 
 /// The capture open and, with -Z, root given up; or the one-line error.

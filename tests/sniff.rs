@@ -20,6 +20,8 @@ struct Sniff {
     /// Each line, with when it was read (microseconds since the epoch).
     lines: Arc<Mutex<Vec<(Value, i64)>>>,
     reader: Option<thread::JoinHandle<()>>,
+    /// stderr after the "listening on" line.
+    errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl Sniff {
@@ -49,10 +51,18 @@ impl Sniff {
                 sink.lock().unwrap().push((v, now.as_micros() as i64));
             }
         });
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        thread::spawn(move || {
+            for line in err.lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
         Sniff {
             child,
             lines,
             reader: Some(reader),
+            errors,
         }
     }
 
@@ -414,6 +424,48 @@ fn sniff_stops_when_the_w_file_cannot_be_written() {
     let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(summary["type"], "summary", "{summary}");
     assert!(summary["frames"].as_u64() > Some(0), "{summary}");
+}
+
+/// SIGUSR1, as with tcpdump: the counters so far on stderr, and the
+/// capture goes on.
+#[test]
+fn sniff_prints_its_counters_on_sigusr1_and_goes_on() {
+    if !privileged("sniff_prints_its_counters_on_sigusr1_and_goes_on") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7007"]);
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &[]);
+    let _client = net.peer(
+        &net.a,
+        &["client", B4, "7007", "--keepalive", "1,1,3", "--hold", "30"],
+    );
+    sniff.wait_for("keepalive_ack", 2, 10);
+    let pid = sniff.child.id().to_string();
+    Command::new("kill").args(["-USR1", &pid]).status().unwrap();
+    let printed = wait_for(Duration::from_secs(5), || {
+        !sniff.errors.lock().unwrap().is_empty()
+    });
+    let errors = sniff.errors.lock().unwrap().clone();
+    assert!(printed, "nothing on stderr after SIGUSR1");
+    let status = &errors[0];
+    assert!(status.starts_with("kaprobe: "), "{status}");
+    assert!(
+        status.contains("received by filter, 0 dropped by kernel"),
+        "{status}"
+    );
+    assert!(status.contains("1 connection tracked"), "{status}");
+    let probes: u64 = status
+        .split("; ")
+        .nth(2)
+        .and_then(|p| p.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no probe count in {status}"));
+    assert!(probes >= 2, "{status}");
+    // Still capturing: more probes come, and SIGINT ends it as usual.
+    sniff.wait_for("keepalive_ack", 3, 10);
+    let lines = sniff.interrupt();
+    assert_eq!(lines.last().unwrap()["type"], "summary");
 }
 
 /// Runs kaprobe with `args`, which must fail with one line and exit 2; the line.

@@ -231,8 +231,8 @@ impl LiveCapture {
         })
     }
 
-    /// libpcap's counters.
-    pub fn finish(&mut self) -> LiveStats {
+    /// libpcap's counters so far.
+    pub fn stats(&mut self) -> LiveStats {
         self.cap
             .stats()
             .map(|s| LiveStats {

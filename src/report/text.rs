@@ -8,6 +8,8 @@ use colored::{ColoredString, Colorize};
 
 use super::json::Summary;
 use super::{median, ConnectionReport, ProberReport, Verdict};
+use crate::capture::LiveStats;
+use crate::engine::Totals;
 use crate::flow::Micros;
 use crate::keepalive::{Event, EventKind};
 
@@ -292,6 +294,25 @@ fn summary_line(s: &Summary) -> String {
     line
 }
 
+/// The line `sniff` prints on stderr at SIGUSR1 (as tcpdump does its
+/// counters), without stopping: libpcap's counters so far, then the engine's.
+pub fn status_line(t: &Totals, tracked: usize, c: &LiveStats) -> String {
+    format!(
+        "{} received by filter, {} dropped by kernel, {} dropped by interface; {}, {} tracked; \
+         {}, {} ACKed, {} answered by RST, {} unanswered, {} dead",
+        counted(c.received, "packet"),
+        c.dropped,
+        c.if_dropped,
+        counted(t.frames, "frame"),
+        counted(tracked as u64, "connection"),
+        counted(t.count(EventKind::Keepalive), "probe"),
+        t.count(EventKind::KeepaliveAck),
+        t.count(EventKind::KeepaliveRst),
+        t.count(EventKind::Unanswered),
+        t.count(EventKind::Dead),
+    )
+}
+
 /// "1 frame", "2 frames", as tcpdump counts its packets.
 fn counted(n: impl Into<u64>, noun: &str) -> String {
     let n = n.into();
@@ -332,5 +353,33 @@ mod tests {
         );
         let none = summary_line(&Summary::default());
         assert!(none.starts_with("0 frames, 0 TCP connections,"), "{none}");
+    }
+
+    #[test]
+    fn the_status_line_gives_each_count_in_its_place() {
+        let mut t = Totals {
+            frames: 120,
+            ..Totals::default()
+        };
+        for (kind, n) in [
+            (EventKind::Keepalive, 9),
+            (EventKind::KeepaliveAck, 5),
+            (EventKind::KeepaliveRst, 1),
+            (EventKind::Unanswered, 3),
+            (EventKind::Dead, 2),
+        ] {
+            t.events[kind as usize] = n;
+        }
+        let c = LiveStats {
+            received: 130,
+            dropped: 4,
+            if_dropped: 6,
+        };
+        assert_eq!(
+            status_line(&t, 7, &c),
+            "130 packets received by filter, 4 dropped by kernel, 6 dropped by interface; \
+             120 frames, 7 connections tracked; 9 probes, 5 ACKed, 1 answered by RST, \
+             3 unanswered, 2 dead"
+        );
     }
 }
