@@ -162,6 +162,15 @@ pub struct SniffArgs {
     /// Also write every captured packet to this pcap file.
     #[arg(short = 'w', long, value_name = "FILE")]
     pub write: Option<PathBuf>,
+    /// With -w, start a new file (FILE1, FILE2, ...) when the current one is
+    /// over SIZE millions of bytes, or KiB/MiB/GiB with a k/m/g suffix (as tcpdump's -C).
+    #[arg(short = 'C', long, value_name = "SIZE", requires = "write",
+          value_parser = crate::capture::parse_file_size)]
+    pub file_size: Option<u64>,
+    /// With -C, keep N files at most, FILE0 to FILE(N-1), overwriting the oldest (as tcpdump's -W).
+    #[arg(short = 'W', long, value_name = "N", requires = "file_size",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub file_count: Option<u32>,
     /// Once the capture (and the -w file) is open, run as this user, as
     /// tcpdump's -Z: packets are then read without root's privileges.
     #[arg(short = 'Z', long, value_name = "USER")]

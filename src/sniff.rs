@@ -3,7 +3,6 @@
 
 use std::cell::Cell;
 use std::io::{self, Write};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::analyze::RunEnd;
 use crate::capture::{
     filter_expr, list_interfaces, resolve_interface, wall_clock, LiveCapture, LiveError,
-    LiveOptions,
+    LiveOptions, SaveOptions,
 };
 use crate::cli::SniffArgs;
 use crate::engine::{Engine, FrameRef, Live, Output};
@@ -186,17 +185,22 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
         filter: (!args.filter.is_empty()).then(|| args.filter.join(" ")),
         immediate: args.immediate_mode,
     };
-    let cap = open(&opts, args.write.as_deref()).map_err(|e| e.to_string())?;
+    let save = args.write.as_ref().map(|path| SaveOptions {
+        path: path.clone(),
+        file_size: args.file_size,
+        file_count: args.file_count,
+    });
+    let cap = open(&opts, save).map_err(|e| e.to_string())?;
     if let Some(user) = user {
         user.become_user().map_err(|e| e.to_string())?;
     }
     Ok((opts, cap))
 }
 
-fn open(opts: &LiveOptions, write: Option<&Path>) -> Result<LiveCapture, LiveError> {
+fn open(opts: &LiveOptions, save: Option<SaveOptions>) -> Result<LiveCapture, LiveError> {
     let mut cap = LiveCapture::open(opts)?;
-    if let Some(path) = write {
-        cap.save_to(path)?;
+    if let Some(save) = save {
+        cap.save_to(save)?;
     }
     Ok(cap)
 }

@@ -6,6 +6,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -120,10 +121,15 @@ impl Drop for Sniff {
 }
 
 /// `kaprobe analyze --json FILE`, which must succeed: its lines.
-fn analyze_json(pcap: &std::path::Path) -> Vec<Value> {
+fn analyze_json(pcap: &Path) -> Vec<Value> {
+    analyze_json_files(&[pcap.to_path_buf()])
+}
+
+/// `kaprobe analyze --json FILE...`, which must succeed: its lines.
+fn analyze_json_files(files: &[PathBuf]) -> Vec<Value> {
     let out = Command::new(kaprobe())
         .args(["analyze", "--json"])
-        .arg(pcap)
+        .args(files)
         .output()
         .unwrap();
     assert!(
@@ -391,6 +397,84 @@ fn sniff_w_file_is_readable_during_the_capture() {
         .count();
     assert!(acks >= 2, "the file so far: {during:?}");
     sniff.interrupt();
+}
+
+/// `-w FILE -C 1k`: a new file each time the current one passes 1 KiB, named
+/// FILE, FILE1, FILE2, ... as tcpdump names them, which `analyze` reads in
+/// that order to the events sniff printed; with `-W 2` only FILE0 and FILE1
+/// are kept, each reused in turn.
+#[test]
+fn sniff_w_splits_files_by_size_and_keeps_a_ring_with_w() {
+    if !privileged("sniff_w_splits_files_by_size_and_keeps_a_ring_with_w") {
+        return;
+    }
+    let net = Net::new();
+    let split = temp("split.pcap");
+    let ring = temp("ring.pcap");
+    let _server = net.peer(&net.b, &["server", B4, "7008"]);
+    let all = Sniff::start(
+        &net,
+        &net.a,
+        &net.a_if,
+        &["-w", split.to_str().unwrap(), "-C", "1k"],
+    );
+    let two = Sniff::start(
+        &net,
+        &net.a,
+        &net.a_if,
+        &["-w", ring.to_str().unwrap(), "-C", "1k", "-W", "2"],
+    );
+    let _client = net.peer(
+        &net.a,
+        &["client", B4, "7008", "--keepalive", "1,1,3", "--hold", "30"],
+    );
+    // Data beside the probes, some 3 KB a second: several files' worth.
+    let _data_server = net.peer(&net.b, &["server", B4, "7009"]);
+    let _data = net.peer(
+        &net.a,
+        &["client", B4, "7009", "--send-every", "0.05", "--hold", "30"],
+    );
+    all.wait_for("keepalive_ack", 3, 15);
+    two.wait_for("keepalive_ack", 3, 15);
+    let lines = all.interrupt();
+    two.interrupt();
+
+    let mut files = vec![split.clone()];
+    for n in 1.. {
+        let next = PathBuf::from(format!("{}{n}", split.display()));
+        if !next.exists() {
+            break;
+        }
+        files.push(next);
+    }
+    assert!(files.len() >= 4, "{files:?}");
+    for f in &files {
+        let size = std::fs::metadata(f).unwrap().len();
+        // Over 1 KiB only by the record that crossed it (160-byte snaplen).
+        assert!(size <= 1024 + 16 + 160, "{}: {size} bytes", f.display());
+    }
+    // Frame numbers restart in each file; the capture times do not.
+    let timed = |lines: &[Value]| -> Vec<(String, String, String, String)> {
+        let s = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+        let kinds = ["keepalive", "keepalive_ack"];
+        lines
+            .iter()
+            .filter(|v| kinds.iter().any(|k| v["type"] == *k))
+            .map(|v| (s(v, "type"), s(v, "time"), s(v, "src"), s(v, "dst")))
+            .collect()
+    };
+    let offline = analyze_json_files(&files);
+    assert!(timed(&lines).len() >= 6, "{lines:?}");
+    assert_eq!(timed(&lines), timed(&offline));
+
+    let ring_files: Vec<String> = std::fs::read_dir(ring.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ring.pcap"))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(ring_files, ["ring.pcap0", "ring.pcap1"]);
 }
 
 /// A `-w` file that cannot be written (a full disk: /dev/full) stops the

@@ -19,11 +19,11 @@
 //! Ctrl-C must still work.
 
 use std::os::fd::AsFd;
-use std::path::Path;
 use std::time::Duration;
 
-use pcap::{Active, Capture, Device, Savefile};
+use pcap::{Active, Capture, Device};
 
+use super::savefiles::{SaveFiles, SaveOptions};
 use super::{frame, pcap_text, readable_within, Frame};
 use crate::wire::{LinkType, UnsupportedLinkType};
 
@@ -92,8 +92,8 @@ pub struct LiveCapture {
     cap: Capture<Active>,
     link: LinkType,
     number: u64,
-    /// The `-w` file, and its path for messages.
-    save: Option<(Savefile, String)>,
+    /// The `-w` file(s).
+    save: Option<SaveFiles>,
     /// The last read returned a packet: read again before waiting.
     pending: bool,
     /// See [`LiveCapture::delivery_delay`].
@@ -150,13 +150,9 @@ impl LiveCapture {
         })
     }
 
-    /// Also write every captured packet to `path` (pcap format).
-    pub fn save_to(&mut self, path: &Path) -> Result<(), LiveError> {
-        let save = self.cap.savefile(path).map_err(|e| LiveError::Write {
-            path: path.display().to_string(),
-            reason: pcap_text(&e),
-        })?;
-        self.save = Some((save, path.display().to_string()));
+    /// Also write every captured packet to the `-w` file(s), pcap format.
+    pub fn save_to(&mut self, opts: SaveOptions) -> Result<(), LiveError> {
+        self.save = Some(SaveFiles::create(opts, self.cap.get_datalink())?);
         Ok(())
     }
 
@@ -164,13 +160,7 @@ impl LiveCapture {
     /// whole up to the last batch (`analyze` can read it during the
     /// capture) and a full disk is noticed at once.
     pub fn flush_saved(&mut self) -> Result<(), LiveError> {
-        let Some((save, path)) = self.save.as_mut() else {
-            return Ok(());
-        };
-        save.flush().map_err(|e| LiveError::Write {
-            path: path.clone(),
-            reason: pcap_text(&e),
-        })
+        self.save.as_mut().map_or(Ok(()), SaveFiles::flush)
     }
 
     pub fn link(&self) -> LinkType {
@@ -198,12 +188,13 @@ impl LiveCapture {
             return Ok(0);
         }
         let (number, save) = (&mut self.number, &mut self.save);
+        let mut unsaved = None;
         let n = self
             .cap
             .dispatch(None, |packet| {
                 *number += 1;
-                if let Some((save, _)) = save.as_mut() {
-                    save.write(&packet);
+                if let (Some(save), None) = (save.as_mut(), &unsaved) {
+                    unsaved = save.write(&packet).err();
                 }
                 each(frame(*number, packet.header, packet.data));
             })
@@ -211,6 +202,9 @@ impl LiveCapture {
                 iface: self.iface.clone(),
                 reason: pcap_text(&e),
             })?;
+        if let Some(e) = unsaved {
+            return Err(e);
+        }
         // Non-blocking: 0 means the ring is drained; until then read again
         // before waiting.
         self.pending = n > 0;

@@ -7,6 +7,7 @@
 
 mod live;
 mod prefetch;
+mod savefiles;
 mod socket;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ pub use live::{
     filter_expr, list_interfaces, resolve_interface, LiveCapture, LiveError, LiveOptions, LiveStats,
 };
 pub use prefetch::{Batch, Prefetch};
+pub use savefiles::{parse_file_size, SaveOptions};
 pub use socket::{release_inherited, PacketSocket, RELEASE_COMMAND};
 
 /// Why a capture could not be opened or read on.

@@ -1,0 +1,183 @@
+//! `sniff -w FILE`, optionally split into files of a given size (`-C`) and
+//! kept as a ring of a given count (`-W`), named as tcpdump names them:
+//! FILE, FILE1, FILE2, ... or, with `-W N`, FILE0 ... FILE(N-1), the number
+//! padded to the digits of N-1.
+
+use std::path::{Path, PathBuf};
+
+use pcap::{Capture, Dead, Linktype, Packet, Savefile};
+
+use super::{pcap_text, LiveError};
+
+/// Where and how to write the captured packets.
+#[derive(Clone, Debug, Default)]
+pub struct SaveOptions {
+    pub path: PathBuf,
+    /// Start a new file before a packet when the current one is larger.
+    pub file_size: Option<u64>,
+    /// Reuse the names of this many files, oldest first.
+    pub file_count: Option<u32>,
+}
+
+/// Bytes of a pcap file header and of each record's header.
+const FILE_HEADER: u64 = 24;
+const RECORD_HEADER: u64 = 16;
+
+pub struct SaveFiles {
+    opts: SaveOptions,
+    /// Opens each file: the live handle is busy in `pcap_dispatch` when a
+    /// file fills. Files carry the link type; their snaplen field says 65535.
+    dead: Capture<Dead>,
+    file: Savefile,
+    name: PathBuf,
+    index: u32,
+    written: u64,
+}
+
+impl SaveFiles {
+    pub fn create(opts: SaveOptions, link: Linktype) -> Result<SaveFiles, LiveError> {
+        let dead = Capture::dead(link).map_err(|e| write_error(&opts.path, &e))?;
+        let name = file_name(&opts, 0);
+        let file = open(&dead, &name)?;
+        Ok(SaveFiles {
+            opts,
+            dead,
+            file,
+            name,
+            index: 0,
+            written: FILE_HEADER,
+        })
+    }
+
+    /// Write one packet, first moving to the next file if this one is full.
+    pub fn write(&mut self, packet: &Packet<'_>) -> Result<(), LiveError> {
+        if self
+            .opts
+            .file_size
+            .is_some_and(|limit| self.written > limit)
+        {
+            self.rotate()?;
+        }
+        self.file.write(packet);
+        self.written += RECORD_HEADER + u64::from(packet.header.caplen);
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> Result<(), LiveError> {
+        self.flush()?;
+        let next = match self.opts.file_count {
+            Some(n) if self.index + 1 >= n => 0,
+            _ => self.index.saturating_add(1),
+        };
+        let name = file_name(&self.opts, next);
+        // The old file is closed (and flushed) when replaced.
+        self.file = open(&self.dead, &name)?;
+        self.name = name;
+        self.index = next;
+        self.written = FILE_HEADER;
+        Ok(())
+    }
+
+    /// Push what was written to disk; a full disk shows here.
+    pub fn flush(&mut self) -> Result<(), LiveError> {
+        self.file.flush().map_err(|e| write_error(&self.name, &e))
+    }
+}
+
+fn open(dead: &Capture<Dead>, name: &Path) -> Result<Savefile, LiveError> {
+    dead.savefile(name).map_err(|e| write_error(name, &e))
+}
+
+fn write_error(path: &Path, e: &pcap::Error) -> LiveError {
+    LiveError::Write {
+        path: path.display().to_string(),
+        reason: pcap_text(e),
+    }
+}
+
+/// The name of file number `index`, as tcpdump makes it.
+fn file_name(opts: &SaveOptions, index: u32) -> PathBuf {
+    let width = opts.file_count.map_or(0, |n| digits(n.saturating_sub(1)));
+    if index == 0 && width == 0 {
+        return opts.path.clone();
+    }
+    let mut name = opts.path.clone().into_os_string();
+    name.push(format!("{index:0width$}"));
+    PathBuf::from(name)
+}
+
+/// Decimal digits of `n`, 0 for 0: `-W 10` numbers its files 0 to 9.
+fn digits(mut n: u32) -> usize {
+    let mut d = 0;
+    while n > 0 {
+        d += 1;
+        n /= 10;
+    }
+    d
+}
+
+/// `-C`'s argument: millions of bytes, or with a k, m or g suffix KiB, MiB
+/// or GiB (tcpdump's units).
+pub fn parse_file_size(text: &str) -> Result<u64, String> {
+    let (number, unit) = match text.char_indices().last() {
+        Some((at, c)) if c.is_ascii_alphabetic() => (&text[..at], c.to_ascii_lowercase()),
+        _ => (text, ' '),
+    };
+    let scale: u64 = match unit {
+        ' ' => 1_000_000,
+        'k' => 1 << 10,
+        'm' => 1 << 20,
+        'g' => 1 << 30,
+        _ => return Err(format!("unknown unit '{unit}': use k, m or g")),
+    };
+    let n: u64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size: give a whole number, e.g. 100 or 512k"))?;
+    if n == 0 {
+        return Err("the file size must be above 0".into());
+    }
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("'{text}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(count: Option<u32>) -> SaveOptions {
+        SaveOptions {
+            path: "t.pcap".into(),
+            file_size: Some(1),
+            file_count: count,
+        }
+    }
+
+    #[test]
+    fn files_are_named_as_tcpdump_names_them() {
+        let names = |count, range: std::ops::Range<u32>| -> Vec<String> {
+            range
+                .map(|i| file_name(&opts(count), i).display().to_string())
+                .collect()
+        };
+        assert_eq!(names(None, 0..3), ["t.pcap", "t.pcap1", "t.pcap2"]);
+        assert_eq!(names(Some(3), 0..3), ["t.pcap0", "t.pcap1", "t.pcap2"]);
+        assert_eq!(names(Some(10), 8..10), ["t.pcap8", "t.pcap9"]);
+        assert_eq!(names(Some(11), 9..11), ["t.pcap09", "t.pcap10"]);
+        assert_eq!(names(Some(1), 0..1), ["t.pcap"]);
+    }
+
+    #[test]
+    fn file_sizes_take_tcpdump_units() {
+        assert_eq!(parse_file_size("100"), Ok(100_000_000));
+        assert_eq!(parse_file_size("512k"), Ok(512 * 1024));
+        assert_eq!(parse_file_size("2M"), Ok(2 << 20));
+        assert_eq!(parse_file_size("1g"), Ok(1 << 30));
+        assert!(parse_file_size("0").is_err());
+        assert!(parse_file_size("1x")
+            .unwrap_err()
+            .contains("unknown unit 'x'"));
+        assert!(parse_file_size("ten").is_err());
+        assert!(parse_file_size("").is_err());
+    }
+}
