@@ -47,6 +47,8 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
         Ok(started) => started,
         Err(e) => return Ok(RunEnd { errors: vec![e] }),
     };
+    // Before the line below, which tells a script that SIGUSR1 is safe.
+    let status = status_flag();
     // Like tcpdump, say on stderr what is being captured once it is.
     eprintln!(
         "kaprobe: listening on {}, link-type {:?}, snapshot length {} bytes, filter '{}'",
@@ -65,7 +67,6 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
         .duration
         .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
     let mut errors = Vec::new();
-    let status = status_flag();
     let link = cap.link();
     // Packets reach the engine up to this late, so its clock runs that far
     // behind: a probe's answer still in the kernel is not yet overdue.
