@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::capture::{CaptureError, FileCapture, Prefetch};
+use crate::capture::{choose_filter, CaptureError, FileCapture, Prefetch};
 use crate::cli::AnalyzeArgs;
 use crate::engine::{Engine, FrameRef};
 use crate::flow::Micros;
@@ -25,7 +25,11 @@ pub struct RunEnd {
 /// one file into the next, as with a capture rotated by `tcpdump -C/-G`.
 /// `stop` (Ctrl-C, SIGTERM) ends the reading; what was read is reported.
 pub fn run(args: &AnalyzeArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Result<RunEnd> {
-    let (files, filter) = args.files_and_filter();
+    let (files, words) = args.files_and_filter();
+    let filter = match choose_filter(words, args.filter_file.as_deref()) {
+        Ok(filter) => filter,
+        Err(e) => return Ok(RunEnd { errors: vec![e] }),
+    };
     let names = files.iter().map(|f| f.display().to_string()).collect();
     let mut reporter = Reporter::new(&args.output, names, out);
     let mut engine = Engine::new();

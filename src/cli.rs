@@ -92,8 +92,15 @@ pub struct AnalyzeArgs {
     /// Never show a progress bar (it is shown on a terminal for large files).
     #[arg(long)]
     pub no_progress: bool,
+    /// Read this capture (as tcpdump's -r; may be given more than once): the
+    /// words are then all filter.
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Vec<PathBuf>,
+    /// Read the filter from this file (as tcpdump's -F; `#` starts a comment).
+    #[arg(short = 'F', long, value_name = "FILE")]
+    pub filter_file: Option<PathBuf>,
     /// Capture files (`-` for standard input), then an optional tcpdump-style filter, e.g. `trace.pcap port 5432`.
-    #[arg(value_name = "FILE... [FILTER]", required = true, num_args = 1.., trailing_var_arg = true)]
+    #[arg(value_name = "FILE... [FILTER]", required_unless_present = "read", num_args = 1.., trailing_var_arg = true)]
     pub words: Vec<String>,
 }
 
@@ -102,6 +109,10 @@ impl AnalyzeArgs {
     /// so is each next word that names an existing path or looks like a
     /// capture file; the first word that does not starts the filter.
     pub fn files_and_filter(&self) -> (Vec<PathBuf>, Option<String>) {
+        if !self.read.is_empty() {
+            let filter = (!self.words.is_empty()).then(|| self.words.join(" "));
+            return (self.read.clone(), filter);
+        }
         let mut files = Vec::new();
         let mut words = self.words.iter();
         let mut rest = Vec::new();
@@ -188,6 +199,9 @@ pub struct SniffArgs {
     /// The default outlasts Linux's default keepalive (7200 s + 9 x 75 s).
     #[arg(long, default_value_t = 10800.0, value_name = "SECONDS")]
     pub idle_timeout: f64,
+    /// Read the filter from this file (as tcpdump's -F; `#` starts a comment).
+    #[arg(short = 'F', long, value_name = "FILE", conflicts_with = "filter")]
+    pub filter_file: Option<PathBuf>,
     /// tcpdump-style filter, ANDed with `tcp`, e.g. `port 5432`.
     #[arg(value_name = "FILTER", trailing_var_arg = true)]
     pub filter: Vec<String>,

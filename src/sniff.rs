@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::analyze::RunEnd;
 use crate::capture::{
-    filter_expr, list_interfaces, resolve_interface, wall_clock, LiveCapture, LiveError,
-    LiveOptions, SaveOptions,
+    choose_filter, filter_expr, list_interfaces, resolve_interface, wall_clock, LiveCapture,
+    LiveError, LiveOptions, SaveOptions,
 };
 use crate::cli::SniffArgs;
 use crate::engine::{Engine, FrameRef, Live, Output};
@@ -178,12 +178,14 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
         .map(Unprivileged::lookup)
         .transpose()
         .map_err(|e| e.to_string())?;
+    let words = (!args.filter.is_empty()).then(|| args.filter.join(" "));
+    let filter = choose_filter(words, args.filter_file.as_deref())?;
     let opts = LiveOptions {
         interface,
         snaplen: args.snaplen,
         buffer_bytes: args.buffer_size.map(|kib| kib.saturating_mul(1024)),
         promiscuous: !args.no_promiscuous_mode,
-        filter: (!args.filter.is_empty()).then(|| args.filter.join(" ")),
+        filter,
         immediate: args.immediate_mode,
     };
     let save = args.write.as_ref().map(|path| SaveOptions {

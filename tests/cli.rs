@@ -339,3 +339,32 @@ fn a_stream_on_stdin_shows_events_as_they_come_and_ends_on_ctrl_c() {
     assert_eq!(summary["keepalives"], 1, "{summary}");
     assert!(rest.iter().any(|v| v["type"] == "connection"), "{rest:?}");
 }
+
+/// tcpdump habits: `-r FILE` (then every word is filter) and `-F FILE` (the
+/// filter from a file, `#` comments and all) give what the plain words give.
+#[test]
+fn dash_r_and_dash_f_read_as_tcpdump_does() {
+    let file = capture("dead-peer.pcap");
+    let words = kaprobe(&["analyze", "--json", &file, "port", "4242", "and", "tcp"]);
+    assert_eq!(words.status.code(), Some(0), "{}", stderr(&words));
+    assert!(stdout(&words).contains("\"keepalive\""));
+    let read = kaprobe(&[
+        "analyze", "--json", "-r", &file, "port", "4242", "and", "tcp",
+    ]);
+    assert_eq!(stdout(&read), stdout(&words), "{}", stderr(&read));
+    let filter = temp("filter.txt");
+    std::fs::write(
+        &filter,
+        "# the test server\nport 4242 # its port\n  and tcp\n",
+    )
+    .unwrap();
+    let f = filter.to_str().unwrap();
+    let from_file = kaprobe(&["analyze", "--json", "-F", f, &file]);
+    assert_eq!(stdout(&from_file), stdout(&words), "{}", stderr(&from_file));
+    let other = kaprobe(&["analyze", "--json", "-F", f, &file, "port", "1"]);
+    assert_one_line_error(&other, "a filter in words and one in -F");
+    let missing = kaprobe(&["analyze", "-F", "/nonexistent/kp-filter", &file]);
+    assert_one_line_error(&missing, "cannot read filter file /nonexistent/kp-filter");
+    let sniff = kaprobe(&["sniff", "-i", "lo", "-F", "/nonexistent/kp-filter"]);
+    assert_one_line_error(&sniff, "cannot read filter file /nonexistent/kp-filter");
+}

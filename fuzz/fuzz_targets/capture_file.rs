@@ -19,6 +19,8 @@ fuzz_target!(|data: &[u8]| {
         let args = AnalyzeArgs {
             output: OutputArgs { json, verbose: true, all: true, color: ColorChoice::Never, numeric: 0 },
             no_progress: true,
+            read: Vec::new(),
+            filter_file: None,
             words: vec![path.display().to_string()],
         };
         let _ = analyze::run(&args, &std::sync::atomic::AtomicBool::new(false), &mut std::io::sink());

@@ -22,6 +22,7 @@ pub use live::{
 };
 pub use prefetch::{Batch, Prefetch};
 pub use savefiles::{parse_file_size, SaveOptions};
+
 pub use socket::{release_inherited, PacketSocket, RELEASE_COMMAND};
 
 /// Why a capture could not be opened or read on.
@@ -222,6 +223,34 @@ fn pcap_text(err: &pcap::Error) -> String {
         .to_string()
 }
 
+/// The filter in a `-F` file: its words, without `#` comments (as tcpdump
+/// reads it).
+pub fn filter_from_file(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read filter file {}: {e}", path.display()))?;
+    Ok(without_comments(&text))
+}
+
+fn without_comments(text: &str) -> String {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The filter of a command: its words, or the `-F` file's, not both.
+pub fn choose_filter(words: Option<String>, file: Option<&Path>) -> Result<Option<String>, String> {
+    match (words, file) {
+        (Some(_), Some(path)) => Err(format!(
+            "a filter in words and one in -F {}: give one or the other",
+            path.display()
+        )),
+        (None, Some(path)) => filter_from_file(path).map(|f| (!f.is_empty()).then_some(f)),
+        (words, None) => Ok(words),
+    }
+}
+
 /// `-`, which libpcap reads as standard input (as `tcpdump -r -`).
 fn is_stdin(path: &Path) -> bool {
     path.as_os_str() == "-"
@@ -259,6 +288,13 @@ fn open_reason(path: &Path, err: &pcap::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filter_file_loses_its_comments_and_line_breaks() {
+        let text = "# the database\ntcp port 5432   # primary\n\n  or port 5433\n";
+        assert_eq!(without_comments(text), "tcp port 5432 or port 5433");
+        assert_eq!(without_comments("# nothing\n"), "");
+    }
 
     #[test]
     fn ordinary_timestamps_are_exact() {
