@@ -120,6 +120,15 @@ impl Drop for Sniff {
     }
 }
 
+/// A client in namespace a that probes the server at `addr:port` every
+/// second (TCP_KEEPIDLE, TCP_KEEPINTVL 1 s, TCP_KEEPCNT 3) for 30 s.
+fn probing_client(net: &Net, addr: &str, port: &str) -> Peer {
+    net.peer(
+        &net.a,
+        &["client", addr, port, "--keepalive", "1,1,3", "--hold", "30"],
+    )
+}
+
 /// `kaprobe analyze --json FILE`, which must succeed: its lines.
 fn analyze_json(pcap: &Path) -> Vec<Value> {
     analyze_json_files(&[pcap.to_path_buf()])
@@ -237,10 +246,7 @@ fn sniff_over_ipv6_reports_alive_on_sigint() {
     let net = Net::new();
     let _server = net.peer(&net.b, &["server", B6, "7001"]);
     let sniff = Sniff::start(&net, &net.a, &net.a_if, &[]);
-    let _client = net.peer(
-        &net.a,
-        &["client", B6, "7001", "--keepalive", "1,1,3", "--hold", "30"],
-    );
+    let _client = probing_client(&net, B6, "7001");
     sniff.wait_for("keepalive_ack", 3, 10);
     let lines = sniff.interrupt();
     let probe = lines.iter().find(|v| v["type"] == "keepalive").unwrap();
@@ -271,10 +277,7 @@ fn sniff_immediate_mode_prints_events_as_packets_come() {
     let net = Net::new();
     let _server = net.peer(&net.b, &["server", B4, "7003"]);
     let sniff = Sniff::start(&net, &net.a, &net.a_if, &["--immediate-mode"]);
-    let _client = net.peer(
-        &net.a,
-        &["client", B4, "7003", "--keepalive", "1,1,3", "--hold", "30"],
-    );
+    let _client = probing_client(&net, B4, "7003");
     sniff.wait_for("keepalive_ack", 5, 12);
     let delays = sniff.delays_ms("keepalive");
     let lines = sniff.interrupt();
@@ -356,10 +359,7 @@ fn sniff_gives_up_root_with_z_and_still_sees_probes() {
     assert_eq!(field("Gid:"), ["65534"; 4], "{status}");
     assert_eq!(field("CapEff:"), ["0000000000000000"], "{status}");
     assert_eq!(field("CapPrm:"), ["0000000000000000"], "{status}");
-    let _client = net.peer(
-        &net.a,
-        &["client", B4, "7004", "--keepalive", "1,1,3", "--hold", "30"],
-    );
+    let _client = probing_client(&net, B4, "7004");
     sniff.wait_for("keepalive_ack", 2, 10);
     let lines = sniff.interrupt();
     let summary = lines.last().unwrap();
@@ -385,10 +385,7 @@ fn sniff_w_file_is_readable_during_the_capture() {
     let pcap = temp("sniff-during.pcap");
     let _server = net.peer(&net.b, &["server", B4, "7005"]);
     let sniff = Sniff::start(&net, &net.a, &net.a_if, &["-w", pcap.to_str().unwrap()]);
-    let _client = net.peer(
-        &net.a,
-        &["client", B4, "7005", "--keepalive", "1,1,3", "--hold", "30"],
-    );
+    let _client = probing_client(&net, B4, "7005");
     sniff.wait_for("keepalive_ack", 2, 10);
     let during = analyze_json(&pcap);
     let acks = during
@@ -424,10 +421,7 @@ fn sniff_w_splits_files_by_size_and_keeps_a_ring_with_w() {
         &net.a_if,
         &["-w", ring.to_str().unwrap(), "-C", "1k", "-W", "2"],
     );
-    let _client = net.peer(
-        &net.a,
-        &["client", B4, "7008", "--keepalive", "1,1,3", "--hold", "30"],
-    );
+    let _client = probing_client(&net, B4, "7008");
     // Data beside the probes, some 3 KB a second: several files' worth.
     let _data_server = net.peer(&net.b, &["server", B4, "7009"]);
     let _data = net.peer(
@@ -520,10 +514,7 @@ fn sniff_prints_its_counters_on_sigusr1_and_goes_on() {
     let net = Net::new();
     let _server = net.peer(&net.b, &["server", B4, "7007"]);
     let sniff = Sniff::start(&net, &net.a, &net.a_if, &[]);
-    let _client = net.peer(
-        &net.a,
-        &["client", B4, "7007", "--keepalive", "1,1,3", "--hold", "30"],
-    );
+    let _client = probing_client(&net, B4, "7007");
     sniff.wait_for("keepalive_ack", 2, 10);
     let pid = sniff.child.id().to_string();
     Command::new("kill").args(["-USR1", &pid]).status().unwrap();
