@@ -51,9 +51,9 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
     let status = status_flag();
     // Like tcpdump, say on stderr what is being captured once it is.
     eprintln!(
-        "kaprobe: listening on {}, link-type {:?}, snapshot length {} bytes, filter '{}'",
+        "kaprobe: listening on {}, link-type {}, snapshot length {} bytes, filter '{}'",
         opts.interface,
-        cap.link(),
+        cap.link_name(),
         opts.snaplen,
         filter_expr(opts.filter.as_deref())
     );

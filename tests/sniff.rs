@@ -23,6 +23,8 @@ struct Sniff {
     reader: Option<thread::JoinHandle<()>>,
     /// stderr after the "listening on" line.
     errors: Arc<Mutex<Vec<String>>>,
+    /// The "listening on" line.
+    banner: String,
 }
 
 impl Sniff {
@@ -64,6 +66,7 @@ impl Sniff {
             lines,
             reader: Some(reader),
             errors,
+            banner: first,
         }
     }
 
@@ -263,6 +266,43 @@ fn sniff_over_ipv6_reports_alive_on_sigint() {
     assert_eq!(prober["role"], "client");
     let idle = prober["idle_s"].as_f64().unwrap();
     assert!((0.9..1.6).contains(&idle), "TCP_KEEPIDLE 1 s: {prober}");
+}
+
+/// `-i any`: Linux cooked headers v2 (SLL2), as tcpdump takes them, in the
+/// events and in the `-w` file; the kernel shows every packet there twice
+/// on the way out and in, and each probe still makes one event.
+#[test]
+fn sniff_on_any_takes_sll2_and_sees_each_probe_once() {
+    if !privileged("sniff_on_any_takes_sll2_and_sees_each_probe_once") {
+        return;
+    }
+    let net = Net::new();
+    let pcap = temp("sniff-any.pcap");
+    let _server = net.peer(&net.b, &["server", B4, "7010"]);
+    let sniff = Sniff::start(&net, &net.a, "any", &["-w", pcap.to_str().unwrap()]);
+    assert!(
+        sniff
+            .banner
+            .contains("link-type LINUX_SLL2 (Linux cooked v2)"),
+        "{}",
+        sniff.banner
+    );
+    let _client = probing_client(&net, B4, "7010");
+    sniff.wait_for("keepalive_ack", 3, 10);
+    let lines = sniff.interrupt();
+    let header = std::fs::read(&pcap).unwrap();
+    let link = u32::from_le_bytes(header[20..24].try_into().unwrap());
+    assert_eq!(link, 276, "LINKTYPE_LINUX_SLL2 in the -w file");
+    let probes = |kind: &str| lines.iter().filter(|v| v["type"] == kind).count();
+    let conn = lines.iter().find(|v| v["type"] == "connection").unwrap();
+    let prober = &conn["probers"][0];
+    assert_eq!(
+        prober["probes"].as_u64(),
+        Some(probes("keepalive") as u64),
+        "{conn}"
+    );
+    assert!(probes("keepalive_ack") >= 3);
+    assert_eq!(probe_events(&lines), probe_events(&analyze_json(&pcap)));
 }
 
 /// `--immediate-mode`: each event is printed as its packet is captured, not

@@ -21,7 +21,7 @@
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use pcap::{Active, Capture, Device};
+use pcap::{Active, Capture, Device, Linktype};
 
 use super::savefiles::{SaveFiles, SaveOptions};
 use super::{frame, pcap_text, readable_within, Frame};
@@ -123,6 +123,7 @@ impl LiveCapture {
         }
         let cap = inactive.open().map_err(|e| open_error(&iface, &e))?;
         let mut cap = cap.setnonblock().map_err(|e| open_error(&iface, &e))?;
+        prefer_sll2(&mut cap).map_err(|e| open_error(&iface, &e))?;
         let link =
             LinkType::from_dlt(cap.get_datalink().0).map_err(|source| LiveError::LinkType {
                 iface: iface.clone(),
@@ -165,6 +166,15 @@ impl LiveCapture {
 
     pub fn link(&self) -> LinkType {
         self.link
+    }
+
+    /// The link type as tcpdump names it: `EN10MB (Ethernet)`.
+    pub fn link_name(&self) -> String {
+        let dlt = self.cap.get_datalink();
+        match (dlt.get_name(), dlt.get_description()) {
+            (Ok(name), Ok(text)) => format!("{name} ({text})"),
+            _ => format!("{:?}", self.link),
+        }
     }
 
     /// How long after its capture a packet may still be waiting in the
@@ -236,6 +246,17 @@ impl LiveCapture {
             })
             .unwrap_or_default()
     }
+}
+
+/// On `any`, libpcap offers Linux cooked headers v1 and v2 and starts with
+/// v1; take v2, as tcpdump does: it also names the interface of each packet.
+fn prefer_sll2(cap: &mut Capture<Active>) -> Result<(), pcap::Error> {
+    if cap.get_datalink() == Linktype::LINUX_SLL
+        && cap.list_datalinks()?.contains(&Linktype::LINUX_SLL2)
+    {
+        cap.set_datalink(Linktype::LINUX_SLL2)?;
+    }
+    Ok(())
 }
 
 /// Linux's `PACKET_IGNORE_OUTGOING` (since 4.20), which the libc crate does

@@ -89,10 +89,14 @@ fn open(dead: &Capture<Dead>, name: &Path) -> Result<Savefile, LiveError> {
 }
 
 fn write_error(path: &Path, e: &pcap::Error) -> LiveError {
-    LiveError::Write {
-        path: path.display().to_string(),
-        reason: pcap_text(e),
-    }
+    let path = path.display().to_string();
+    let text = pcap_text(e);
+    // libpcap names the file itself when it cannot open it.
+    let reason = text
+        .strip_prefix(&format!("{path}: "))
+        .unwrap_or(&text)
+        .to_string();
+    LiveError::Write { path, reason }
 }
 
 /// The name of file number `index`, as tcpdump makes it.
