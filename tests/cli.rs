@@ -368,3 +368,36 @@ fn dash_r_and_dash_f_read_as_tcpdump_does() {
     let sniff = kaprobe(&["sniff", "-i", "lo", "-F", "/nonexistent/kp-filter"]);
     assert_one_line_error(&sniff, "cannot read filter file /nonexistent/kp-filter");
 }
+
+/// Colour as ls and grep do it: on a terminal by default (`auto`), never
+/// into a pipe or with NO_COLOR, and as `--color` says when it says.
+#[test]
+fn colour_on_a_terminal_and_never_into_a_pipe() {
+    const ESC: &str = "\u{1b}[";
+    let file = capture("dead-peer.pcap");
+    let always = kaprobe(&["analyze", "-v", "--color", "always", &file]);
+    assert!(stdout(&always).contains(ESC), "{}", stdout(&always));
+    for args in [["--color", "never"], ["--color", "auto"]] {
+        let out = kaprobe(&["analyze", "-v", args[0], args[1], &file]);
+        assert!(!stdout(&out).contains(ESC), "{args:?}: {}", stdout(&out));
+    }
+    // A terminal: `script` (util-linux) runs kaprobe on a pseudo-terminal.
+    let on_terminal = |no_color: Option<&str>| -> Option<String> {
+        let line = format!("{} analyze -v {file}", env!("CARGO_BIN_EXE_kaprobe"));
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = cmd.output().ok()?;
+        Some(stdout(&out))
+    };
+    let Some(tty) = on_terminal(None) else {
+        println!("skipped the terminal half: no `script` (Debian package bsdutils)");
+        return;
+    };
+    assert!(tty.contains("dead") && tty.contains(ESC), "{tty}");
+    let plain = on_terminal(Some("1")).unwrap();
+    assert!(plain.contains("dead") && !plain.contains(ESC), "{plain}");
+}
