@@ -401,3 +401,25 @@ fn colour_on_a_terminal_and_never_into_a_pipe() {
     let plain = on_terminal(Some("1")).unwrap();
     assert!(plain.contains("dead") && !plain.contains(ESC), "{plain}");
 }
+
+/// `analyze -` with the keyboard as standard input says what to do instead
+/// of waiting for a pcap header to be typed.
+#[test]
+fn dash_on_a_terminal_says_to_pipe_a_capture_in() {
+    let line = format!("{} analyze -", env!("CARGO_BIN_EXE_kaprobe"));
+    let Ok(out) = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+    else {
+        println!("skipped: no `script` (Debian package bsdutils) for a pseudo-terminal");
+        return;
+    };
+    // script passes the exit status on and shows stderr on the terminal.
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("standard input is a terminal: pipe a capture in"),
+        "{}",
+        stdout(&out)
+    );
+}

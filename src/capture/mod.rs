@@ -72,6 +72,15 @@ pub struct FileCapture {
 impl FileCapture {
     /// Open `path` and compile `filter` (tcpdump syntax) for its link type.
     pub fn open(path: &Path, filter: Option<&str>) -> Result<FileCapture, CaptureError> {
+        // libpcap would wait for a pcap header typed at the keyboard.
+        if is_stdin(path) && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            return Err(CaptureError::Open {
+                path: path.to_owned(),
+                reason: "standard input is a terminal: pipe a capture in, e.g. \
+                         `tcpdump -U -w - | kaprobe analyze -`"
+                    .into(),
+            });
+        }
         let cap = Capture::from_file(path).map_err(|e| CaptureError::Open {
             path: path.to_owned(),
             reason: open_reason(path, &e),
