@@ -178,6 +178,12 @@ pub struct SniffArgs {
     #[arg(short = 'C', long, value_name = "SIZE", requires = "write",
           value_parser = crate::capture::parse_file_size)]
     pub file_size: Option<u64>,
+    /// With -w, start a new file every SECONDS; FILE must hold strftime codes
+    /// for the local time the file starts at, e.g. `trace-%Y%m%d-%H%M%S.pcap` (as tcpdump's -G).
+    #[arg(short = 'G', long, value_name = "SECONDS", requires = "write",
+          conflicts_with = "file_count",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rotate_seconds: Option<u32>,
     /// With -C, keep N files at most, FILE0 to FILE(N-1), overwriting the oldest (as tcpdump's -W).
     #[arg(short = 'W', long, value_name = "N", requires = "file_size",
           value_parser = clap::value_parser!(u32).range(1..))]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::analyze::RunEnd;
 use crate::capture::{
-    choose_filter, filter_expr, list_interfaces, resolve_interface, wall_clock, LiveCapture,
-    LiveError, LiveOptions, SaveOptions,
+    check_time_pattern, choose_filter, filter_expr, list_interfaces, resolve_interface, wall_clock,
+    LiveCapture, LiveError, LiveOptions, SaveOptions,
 };
 use crate::cli::SniffArgs;
 use crate::engine::{Engine, FrameRef, Live, Output};
@@ -192,7 +192,11 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
         path: path.clone(),
         file_size: args.file_size,
         file_count: args.file_count,
+        every: args.rotate_seconds.map(|s| Duration::from_secs(s.into())),
     });
+    if let Some(save) = save.as_ref().filter(|s| s.every.is_some()) {
+        check_time_pattern(&save.path)?;
+    }
     let cap = open(&opts, save).map_err(|e| e.to_string())?;
     if let Some(user) = user {
         user.become_user().map_err(|e| e.to_string())?;

@@ -132,6 +132,18 @@ fn probing_client(net: &Net, addr: &str, port: &str) -> Peer {
     )
 }
 
+/// Probes and their ACKs as (type, time, src, dst): across several `-w`
+/// files frame numbers restart in each file, and the capture times do not.
+fn timed_probe_events(lines: &[Value]) -> Vec<(String, String, String, String)> {
+    let s = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+    let kinds = ["keepalive", "keepalive_ack"];
+    lines
+        .iter()
+        .filter(|v| kinds.iter().any(|k| v["type"] == *k))
+        .map(|v| (s(v, "type"), s(v, "time"), s(v, "src"), s(v, "dst")))
+        .collect()
+}
+
 /// `kaprobe analyze --json FILE`, which must succeed: its lines.
 fn analyze_json(pcap: &Path) -> Vec<Value> {
     analyze_json_files(&[pcap.to_path_buf()])
@@ -487,19 +499,9 @@ fn sniff_w_splits_files_by_size_and_keeps_a_ring_with_w() {
         // Over 1 KiB only by the record that crossed it (160-byte snaplen).
         assert!(size <= 1024 + 16 + 160, "{}: {size} bytes", f.display());
     }
-    // Frame numbers restart in each file; the capture times do not.
-    let timed = |lines: &[Value]| -> Vec<(String, String, String, String)> {
-        let s = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
-        let kinds = ["keepalive", "keepalive_ack"];
-        lines
-            .iter()
-            .filter(|v| kinds.iter().any(|k| v["type"] == *k))
-            .map(|v| (s(v, "type"), s(v, "time"), s(v, "src"), s(v, "dst")))
-            .collect()
-    };
     let offline = analyze_json_files(&files);
-    assert!(timed(&lines).len() >= 6, "{lines:?}");
-    assert_eq!(timed(&lines), timed(&offline));
+    assert!(timed_probe_events(&lines).len() >= 6, "{lines:?}");
+    assert_eq!(timed_probe_events(&lines), timed_probe_events(&offline));
 
     let ring_files: Vec<String> = std::fs::read_dir(ring.parent().unwrap())
         .unwrap()
@@ -509,6 +511,54 @@ fn sniff_w_splits_files_by_size_and_keeps_a_ring_with_w() {
         .into_iter()
         .collect();
     assert_eq!(ring_files, ["ring.pcap0", "ring.pcap1"]);
+}
+
+/// `-w 'FILE-%H%M%S.pcap' -G 1`: a new file each second, named by the time
+/// it starts, as tcpdump's -G; read back in name order they give the events
+/// sniff printed.
+#[test]
+fn sniff_g_starts_a_file_named_by_time_every_interval() {
+    if !privileged("sniff_g_starts_a_file_named_by_time_every_interval") {
+        return;
+    }
+    let net = Net::new();
+    let dir = temp("rotate-g");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pattern = dir.join("g-%H%M%S.pcap");
+    let _server = net.peer(&net.b, &["server", B4, "7011"]);
+    let sniff = Sniff::start(
+        &net,
+        &net.a,
+        &net.a_if,
+        &["-w", pattern.to_str().unwrap(), "-G", "1"],
+    );
+    let _client = probing_client(&net, B4, "7011");
+    sniff.wait_for("keepalive_ack", 4, 12);
+    let lines = sniff.interrupt();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let digits = name
+            .strip_prefix("g-")
+            .and_then(|n| n.strip_suffix(".pcap"));
+        assert!(
+            digits.is_some_and(|d| d.len() == 6 && d.bytes().all(|b| b.is_ascii_digit())),
+            "{name}"
+        );
+    }
+    let offline = analyze_json_files(&files);
+    assert_eq!(timed_probe_events(&lines), timed_probe_events(&offline));
+}
+
+#[test]
+fn sniff_g_without_a_time_in_the_name_is_one_clear_line() {
+    let err = one_line_error(&["sniff", "-i", "lo", "-w", "/tmp/kp-g.pcap", "-G", "60"]);
+    assert!(err.contains("each file would overwrite the last"), "{err}");
 }
 
 /// A `-w` file that cannot be written (a full disk: /dev/full) stops the

@@ -21,7 +21,7 @@ pub use live::{
     filter_expr, list_interfaces, resolve_interface, LiveCapture, LiveError, LiveOptions, LiveStats,
 };
 pub use prefetch::{Batch, Prefetch};
-pub use savefiles::{parse_file_size, SaveOptions};
+pub use savefiles::{check_time_pattern, parse_file_size, SaveOptions};
 
 pub use socket::{release_inherited, PacketSocket, RELEASE_COMMAND};
 

@@ -1,10 +1,13 @@
-//! `sniff -w FILE`, optionally split into files of a given size (`-C`) and
-//! kept as a ring of a given count (`-W`), named as tcpdump names them:
-//! FILE, FILE1, FILE2, ... or, with `-W N`, FILE0 ... FILE(N-1), the number
-//! padded to the digits of N-1.
+//! `sniff -w FILE`, optionally split into files of a given size (`-C`) or
+//! age (`-G`), and kept as a ring of a given count (`-W`), named as tcpdump
+//! names them: FILE, FILE1, FILE2, ... or, with `-W N`, FILE0 ... FILE(N-1),
+//! the number padded to the digits of N-1; with `-G`, FILE holds strftime
+//! codes filled in with the local time each file starts at.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use chrono::format::{Item, StrftimeItems};
 use pcap::{Capture, Dead, Linktype, Packet, Savefile};
 
 use super::{pcap_text, LiveError};
@@ -17,6 +20,8 @@ pub struct SaveOptions {
     pub file_size: Option<u64>,
     /// Reuse the names of this many files, oldest first.
     pub file_count: Option<u32>,
+    /// Start a new file before a packet when the current one is this old.
+    pub every: Option<Duration>,
 }
 
 /// Bytes of a pcap file header and of each record's header.
@@ -29,51 +34,62 @@ pub struct SaveFiles {
     /// file fills. Files carry the link type; their snaplen field says 65535.
     dead: Capture<Dead>,
     file: Savefile,
+    /// The name before any number: FILE, or with -G its time-stamped form.
+    base: PathBuf,
     name: PathBuf,
     index: u32,
     written: u64,
+    started: Instant,
 }
 
 impl SaveFiles {
     pub fn create(opts: SaveOptions, link: Linktype) -> Result<SaveFiles, LiveError> {
         let dead = Capture::dead(link).map_err(|e| write_error(&opts.path, &e))?;
-        let name = file_name(&opts, 0);
+        let base = stamped(&opts);
+        let name = file_name(&base, opts.file_count, 0);
         let file = open(&dead, &name)?;
         Ok(SaveFiles {
             opts,
             dead,
             file,
+            base,
             name,
             index: 0,
             written: FILE_HEADER,
+            started: Instant::now(),
         })
     }
 
-    /// Write one packet, first moving to the next file if this one is full.
+    /// Write one packet, first moving to the next file if this one is full
+    /// or old enough.
     pub fn write(&mut self, packet: &Packet<'_>) -> Result<(), LiveError> {
-        if self
+        if self.opts.every.is_some_and(|d| self.started.elapsed() >= d) {
+            self.base = stamped(&self.opts);
+            self.started = Instant::now();
+            self.start_file(0)?;
+        } else if self
             .opts
             .file_size
             .is_some_and(|limit| self.written > limit)
         {
-            self.rotate()?;
+            let next = match self.opts.file_count {
+                Some(n) if self.index + 1 >= n => 0,
+                _ => self.index.saturating_add(1),
+            };
+            self.start_file(next)?;
         }
         self.file.write(packet);
         self.written += RECORD_HEADER + u64::from(packet.header.caplen);
         Ok(())
     }
 
-    fn rotate(&mut self) -> Result<(), LiveError> {
+    fn start_file(&mut self, index: u32) -> Result<(), LiveError> {
         self.flush()?;
-        let next = match self.opts.file_count {
-            Some(n) if self.index + 1 >= n => 0,
-            _ => self.index.saturating_add(1),
-        };
-        let name = file_name(&self.opts, next);
+        let name = file_name(&self.base, self.opts.file_count, index);
         // The old file is closed (and flushed) when replaced.
         self.file = open(&self.dead, &name)?;
         self.name = name;
-        self.index = next;
+        self.index = index;
         self.written = FILE_HEADER;
         Ok(())
     }
@@ -99,13 +115,48 @@ fn write_error(path: &Path, e: &pcap::Error) -> LiveError {
     LiveError::Write { path, reason }
 }
 
-/// The name of file number `index`, as tcpdump makes it.
-fn file_name(opts: &SaveOptions, index: u32) -> PathBuf {
-    let width = opts.file_count.map_or(0, |n| digits(n.saturating_sub(1)));
-    if index == 0 && width == 0 {
+/// FILE with -G's strftime codes filled in with the local time now.
+fn stamped(opts: &SaveOptions) -> PathBuf {
+    if opts.every.is_none() {
         return opts.path.clone();
     }
-    let mut name = opts.path.clone().into_os_string();
+    let pattern = opts.path.to_string_lossy();
+    PathBuf::from(
+        chrono::Local::now()
+            .format_with_items(StrftimeItems::new(&pattern))
+            .to_string(),
+    )
+}
+
+/// `-G` with a FILE that would name every file the same, or that chrono
+/// cannot format (it would panic), is refused before the capture starts.
+pub fn check_time_pattern(path: &Path) -> Result<(), String> {
+    let pattern = path.to_string_lossy();
+    let items: Vec<Item> = StrftimeItems::new(&pattern).collect();
+    if items.iter().any(|i| matches!(i, Item::Error)) {
+        return Err(format!(
+            "-G: '{pattern}' has a % code that is not a strftime one (%Y %m %d %H %M %S ...)"
+        ));
+    }
+    let codes = items
+        .iter()
+        .any(|i| !matches!(i, Item::Literal(_) | Item::OwnedLiteral(_)));
+    if !codes {
+        return Err(format!(
+            "-G: '{pattern}' has no time in it, so each file would overwrite the last: \
+             name them by time, e.g. trace-%Y%m%d-%H%M%S.pcap"
+        ));
+    }
+    Ok(())
+}
+
+/// The name of file number `index` after `base`, as tcpdump makes it.
+fn file_name(base: &Path, count: Option<u32>, index: u32) -> PathBuf {
+    let width = count.map_or(0, |n| digits(n.saturating_sub(1)));
+    if index == 0 && width == 0 {
+        return base.to_path_buf();
+    }
+    let mut name = base.to_path_buf().into_os_string();
     name.push(format!("{index:0width$}"));
     PathBuf::from(name)
 }
@@ -154,14 +205,43 @@ mod tests {
             path: "t.pcap".into(),
             file_size: Some(1),
             file_count: count,
+            every: None,
         }
+    }
+
+    #[test]
+    fn g_wants_a_time_in_the_name() {
+        assert!(check_time_pattern(Path::new("trace-%Y%m%d-%H%M%S.pcap")).is_ok());
+        let same = check_time_pattern(Path::new("trace.pcap")).unwrap_err();
+        assert!(
+            same.contains("each file would overwrite the last"),
+            "{same}"
+        );
+        let bad = check_time_pattern(Path::new("trace-%Q.pcap")).unwrap_err();
+        assert!(bad.contains("not a strftime one"), "{bad}");
+    }
+
+    #[test]
+    fn g_names_a_file_by_its_start_time() {
+        let opts = SaveOptions {
+            path: "t-%Y.pcap".into(),
+            every: Some(Duration::from_secs(1)),
+            ..SaveOptions::default()
+        };
+        let year = chrono::Local::now().format("%Y").to_string();
+        assert_eq!(stamped(&opts), PathBuf::from(format!("t-{year}.pcap")));
+        let plain = SaveOptions {
+            path: "t-%Y.pcap".into(),
+            ..SaveOptions::default()
+        };
+        assert_eq!(stamped(&plain), PathBuf::from("t-%Y.pcap"));
     }
 
     #[test]
     fn files_are_named_as_tcpdump_names_them() {
         let names = |count, range: std::ops::Range<u32>| -> Vec<String> {
             range
-                .map(|i| file_name(&opts(count), i).display().to_string())
+                .map(|i| file_name(&opts(count).path, count, i).display().to_string())
                 .collect()
         };
         assert_eq!(names(None, 0..3), ["t.pcap", "t.pcap1", "t.pcap2"]);
