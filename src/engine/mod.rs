@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 
 use crate::flow::{Fingerprint, Flow, FlowKey, Micros, Resend, Side};
 use crate::keepalive::{self, Answer, Event, EventKind, Pending, Place, Shape};
-use crate::report::{ConnectionReport, ProberStats};
+use crate::report::ProberStats;
 use crate::wire::{flags, Segment};
 
 /// How long a closed connection stays in the table (capture time).
@@ -56,7 +56,11 @@ pub struct FrameRef {
 #[derive(Debug)]
 pub enum Output<'a> {
     Event(&'a Event),
-    Connection(Box<ConnectionReport>),
+    /// A connection leaving the table, for its report. Lent rather than
+    /// reported: most connections only add to the summary's counts, and
+    /// building a report for each of those was most of what closing one
+    /// cost (see [`crate::report::ConnectionReport::quiet`]).
+    Connection(&'a FlowKey, &'a Conn),
 }
 
 /// Everything kept about one connection.
@@ -300,9 +304,7 @@ impl Engine {
         let mut closed = self.closing.get(&key).is_some();
         if closed && seg.has(flags::SYN) && !seg.has(flags::ACK) {
             if let Some(old) = self.closing.remove(&key) {
-                out(Output::Connection(Box::new(ConnectionReport::new(
-                    &key, &old,
-                ))));
+                out(Output::Connection(&key, &old));
             }
             closed = false;
         }
@@ -412,9 +414,7 @@ impl Engine {
             .collect();
         for key in silent {
             if let Some(conn) = self.take(&key) {
-                out(Output::Connection(Box::new(ConnectionReport::new(
-                    &key, &conn,
-                ))));
+                out(Output::Connection(&key, &conn));
             }
         }
     }
@@ -428,9 +428,7 @@ impl Engine {
             self.closed.pop_front();
             if self.closing.get(&key).is_some_and(|c| c.stream() == stream) {
                 if let Some(conn) = self.closing.remove(&key) {
-                    out(Output::Connection(Box::new(ConnectionReport::new(
-                        &key, &conn,
-                    ))));
+                    out(Output::Connection(&key, &conn));
                 }
             }
         }
@@ -462,9 +460,7 @@ impl Engine {
         }
         rest.sort_unstable_by_key(|(_, c)| c.stream());
         for (key, conn) in rest {
-            out(Output::Connection(Box::new(ConnectionReport::new(
-                &key, &conn,
-            ))));
+            out(Output::Connection(&key, &conn));
         }
         self.closed.clear();
         self.waiting.clear();

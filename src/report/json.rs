@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use super::{ConnectionReport, ProberReport};
+use super::{ConnectionReport, ProberReport, Verdict};
 use crate::engine::Totals;
 use crate::flow::Micros;
 use crate::keepalive::{Event, EventKind};
@@ -332,6 +332,15 @@ impl Summary {
             files,
             ..Default::default()
         }
+    }
+
+    /// Count a connection with nothing to report
+    /// ([`ConnectionReport::quiet`]): as [`Summary::connection`] would.
+    pub fn quiet_connection(&mut self) {
+        *self
+            .verdicts
+            .entry(Verdict::NoKeepalive.name())
+            .or_default() += 1;
     }
 
     /// Count one reported connection.

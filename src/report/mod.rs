@@ -167,6 +167,15 @@ impl ConnectionReport {
         report
     }
 
+    /// Whether `conn`'s report would say nothing but that it was there: no
+    /// keepalive or zero-window probe from either side and no data being
+    /// resent, hence verdict `no_keepalive`, no hints, and not
+    /// [`noteworthy`](Self::noteworthy). Cheap, so that the text table can
+    /// count such connections without building their reports.
+    pub fn quiet(key: &FlowKey, conn: &Conn) -> bool {
+        conn.probers().iter().all(Option::is_none) && resending(key, conn).is_none()
+    }
+
     /// Any keepalive activity.
     pub fn has_keepalive(&self) -> bool {
         !self.probers.is_empty()

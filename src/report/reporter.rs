@@ -6,9 +6,12 @@ use std::io::{self, Write};
 
 use super::json::{JsonWriter, Summary};
 use super::text::{event_line, TextReport};
+use super::ConnectionReport;
 use crate::capture::LiveStats;
 use crate::cli::{ColorChoice, OutputArgs};
-use crate::engine::{Output, Totals};
+use crate::engine::{Conn, Output, Totals};
+use crate::flow::FlowKey;
+use crate::keepalive::Event;
 
 enum Format<'w> {
     Json(JsonWriter<&'w mut dyn Write>),
@@ -81,13 +84,19 @@ impl<'w> Reporter<'w> {
         if self.error.is_some() {
             return;
         }
-        if let Output::Connection(c) = &o {
-            self.summary.connection(c);
+        let result = match o {
+            Output::Event(e) => self.event(e),
+            Output::Connection(key, conn) => self.connection(key, conn),
+        };
+        if let Err(e) = result {
+            self.error = Some(e);
         }
-        let result = match (&mut self.format, o) {
-            (Format::Json(w), Output::Event(e)) => w.event(e),
-            (Format::Json(w), Output::Connection(c)) => w.connection(&c),
-            (Format::Text { out, verbose, .. }, Output::Event(e)) if *verbose => {
+    }
+
+    fn event(&mut self, e: &Event) -> io::Result<()> {
+        let result = match &mut self.format {
+            Format::Json(w) => w.event(e),
+            Format::Text { out, verbose, .. } if *verbose => {
                 let file = if self.files.len() > 1 {
                     format!(
                         "{} ",
@@ -98,15 +107,32 @@ impl<'w> Reporter<'w> {
                 };
                 writeln!(out, "{}", event_line(e, &file))
             }
-            (Format::Text { report, .. }, Output::Connection(c)) => {
-                report.connection(*c);
-                return;
-            }
-            _ => return,
+            Format::Text { .. } => return Ok(()),
         };
         self.unflushed = true;
-        if let Err(e) = result {
-            self.error = Some(e);
+        result
+    }
+
+    fn connection(&mut self, key: &FlowKey, conn: &Conn) -> io::Result<()> {
+        if let Format::Text { report, .. } = &self.format {
+            // Most connections only count in the summary: no report is
+            // built for those, unless the table shows every connection.
+            if !report.all() && ConnectionReport::quiet(key, conn) {
+                self.summary.quiet_connection();
+                return Ok(());
+            }
+        }
+        let c = ConnectionReport::new(key, conn);
+        self.summary.connection(&c);
+        match &mut self.format {
+            Format::Json(w) => {
+                self.unflushed = true;
+                w.connection(&c)
+            }
+            Format::Text { report, .. } => {
+                report.connection(c);
+                Ok(())
+            }
         }
     }
 

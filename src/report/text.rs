@@ -129,6 +129,11 @@ impl TextReport {
         }
     }
 
+    /// Every connection gets a row (`--all`), not only noteworthy ones.
+    pub fn all(&self) -> bool {
+        self.all
+    }
+
     pub fn connection(&mut self, c: ConnectionReport) {
         if !(self.all || c.noteworthy()) {
             return;
