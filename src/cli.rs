@@ -156,6 +156,13 @@ pub struct SniffArgs {
     /// List the interfaces that can be captured on, and exit.
     #[arg(short = 'D', long)]
     pub list_interfaces: bool,
+    /// List the link types the -i interface offers (for -y), and exit.
+    #[arg(short = 'L', long = "list-data-link-types", requires = "interface")]
+    pub list_link_types: bool,
+    /// Capture with this link type (as tcpdump's -y), e.g. LINUX_SLL on `any`
+    /// for a -w file that tools without SLL2 support can read; -L lists them.
+    #[arg(short = 'y', long = "linktype", value_name = "TYPE")]
+    pub link_type: Option<String>,
     /// Bytes captured per packet: enough for the headers kaprobe reads.
     #[arg(short, long, default_value_t = 160, value_name = "BYTES")]
     pub snaplen: i32,

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::analyze::RunEnd;
 use crate::capture::{
-    check_time_pattern, choose_filter, filter_expr, list_interfaces, resolve_interface, wall_clock,
-    LiveCapture, LiveError, LiveOptions, SaveOptions,
+    check_time_pattern, choose_filter, filter_expr, link_type_by_name, list_interfaces,
+    list_link_types, resolve_interface, wall_clock, LiveCapture, LiveError, LiveOptions,
+    SaveOptions,
 };
 use crate::cli::SniffArgs;
 use crate::engine::{Engine, FrameRef, Live, Output};
@@ -31,17 +32,12 @@ fn micros(seconds: f64) -> Micros {
 /// `stop` (Ctrl-C, SIGTERM) ends the capture; the report follows.
 pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Result<RunEnd> {
     if args.list_interfaces {
-        return match list_interfaces() {
-            Ok(lines) => {
-                for line in lines {
-                    writeln!(out, "{line}")?;
-                }
-                Ok(RunEnd { errors: Vec::new() })
-            }
-            Err(e) => Ok(RunEnd {
-                errors: vec![e.to_string()],
-            }),
-        };
+        return print_list(list_interfaces(), out);
+    }
+    if args.list_link_types {
+        let listed = resolve_interface(args.interface.as_deref().unwrap_or_default())
+            .and_then(|iface| list_link_types(&iface));
+        return print_list(listed, out);
     }
     let (opts, mut cap) = match start(args) {
         Ok(started) => started,
@@ -159,6 +155,21 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
     Ok(RunEnd { errors })
 }
 
+/// `-D` and `-L`: the lines, or the one-line error.
+fn print_list(list: Result<Vec<String>, LiveError>, out: &mut dyn Write) -> io::Result<RunEnd> {
+    match list {
+        Ok(lines) => {
+            for line in lines {
+                writeln!(out, "{line}")?;
+            }
+            Ok(RunEnd { errors: Vec::new() })
+        }
+        Err(e) => Ok(RunEnd {
+            errors: vec![e.to_string()],
+        }),
+    }
+}
+
 /// Set by SIGUSR1: print the counters so far on stderr, as tcpdump does.
 fn status_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
@@ -180,6 +191,12 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
         .map_err(|e| e.to_string())?;
     let words = (!args.filter.is_empty()).then(|| args.filter.join(" "));
     let filter = choose_filter(words, args.filter_file.as_deref())?;
+    let link_type = args
+        .link_type
+        .as_deref()
+        .map(link_type_by_name)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let opts = LiveOptions {
         interface,
         snaplen: args.snaplen,
@@ -187,6 +204,7 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
         promiscuous: !args.no_promiscuous_mode,
         filter,
         immediate: args.immediate_mode,
+        link_type,
     };
     let save = args.write.as_ref().map(|path| SaveOptions {
         path: path.clone(),

@@ -317,6 +317,74 @@ fn sniff_on_any_takes_sll2_and_sees_each_probe_once() {
     assert_eq!(probe_events(&lines), probe_events(&analyze_json(&pcap)));
 }
 
+/// `-L` lists what `any` offers, and `-y LINUX_SLL` takes Linux cooked v1
+/// instead of v2 (for tools that cannot read SLL2): the banner and the `-w`
+/// file say so, and each probe is still seen once and matches `analyze`.
+#[test]
+fn sniff_y_takes_the_link_type_that_l_lists() {
+    if !privileged("sniff_y_takes_the_link_type_that_l_lists") {
+        return;
+    }
+    let net = Net::new();
+    let list = net
+        .cmd(&net.a, kaprobe())
+        .args(["sniff", "-L", "-i", "any"])
+        .output()
+        .unwrap();
+    assert_eq!(list.status.code(), Some(0));
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(
+        list.starts_with("Data link types for any (use option -y to set):\n"),
+        "{list}"
+    );
+    for line in [
+        "  LINUX_SLL (Linux cooked v1)",
+        "  LINUX_SLL2 (Linux cooked v2)",
+    ] {
+        assert!(list.lines().any(|l| l == line), "{line} not in:\n{list}");
+    }
+
+    let pcap = temp("sniff-any-sll.pcap");
+    let _server = net.peer(&net.b, &["server", B4, "7011"]);
+    let args = ["-y", "LINUX_SLL", "-w", pcap.to_str().unwrap()];
+    let sniff = Sniff::start(&net, &net.a, "any", &args);
+    assert!(
+        sniff
+            .banner
+            .contains("link-type LINUX_SLL (Linux cooked v1)"),
+        "{}",
+        sniff.banner
+    );
+    let _client = probing_client(&net, B4, "7011");
+    sniff.wait_for("keepalive_ack", 3, 10);
+    let lines = sniff.interrupt();
+    let header = std::fs::read(&pcap).unwrap();
+    let link = u32::from_le_bytes(header[20..24].try_into().unwrap());
+    assert_eq!(link, 113, "LINKTYPE_LINUX_SLL in the -w file");
+    let conn = lines.iter().find(|v| v["type"] == "connection").unwrap();
+    let probes = lines.iter().filter(|v| v["type"] == "keepalive").count();
+    assert_eq!(conn["probers"][0]["probes"].as_u64(), Some(probes as u64));
+    assert_eq!(probe_events(&lines), probe_events(&analyze_json(&pcap)));
+}
+
+#[test]
+fn sniff_y_with_a_type_the_interface_lacks_is_one_clear_line() {
+    if !privileged("sniff_y_with_a_type_the_interface_lacks_is_one_clear_line") {
+        return;
+    }
+    let err = one_line_error(&["sniff", "-i", "lo", "-y", "LINUX_SLL"]);
+    assert!(
+        err.contains("'lo' does not offer link type LINUX_SLL; it offers EN10MB"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sniff_y_with_an_unknown_name_is_one_clear_line() {
+    let err = one_line_error(&["sniff", "-i", "lo", "-y", "kp-no-such-type"]);
+    assert!(err.contains("unknown link type 'kp-no-such-type'"), "{err}");
+}
+
 /// `--immediate-mode`: each event is printed as its packet is captured, not
 /// when the kernel hands over its block of packets (up to 0.2 s later, any
 /// time in between on a quiet link: five in a row within 0.1 s would be

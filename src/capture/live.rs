@@ -63,6 +63,14 @@ pub enum LiveError {
     List(String),
     #[error("no interface number {number}: kaprobe sniff -D lists {count}")]
     NoSuchNumber { number: usize, count: usize },
+    #[error("unknown link type '{0}': name it as tcpdump -y does, e.g. EN10MB or LINUX_SLL (kaprobe sniff -L -i IFACE lists what IFACE offers)")]
+    UnknownLinkType(String),
+    #[error("'{iface}' does not offer link type {name}; it offers {offered}")]
+    NotOffered {
+        iface: String,
+        name: String,
+        offered: String,
+    },
 }
 
 /// How to open the interface (the tcpdump flags of the same letters).
@@ -77,6 +85,9 @@ pub struct LiveOptions {
     pub filter: Option<String>,
     /// Each packet passed on as it is captured, not in blocks.
     pub immediate: bool,
+    /// `-y`: the link type to capture with, instead of the interface's
+    /// first (or SLL2 on `any`).
+    pub link_type: Option<Linktype>,
 }
 
 /// Packet counters as libpcap reports them at the end.
@@ -123,7 +134,10 @@ impl LiveCapture {
         }
         let cap = inactive.open().map_err(|e| open_error(&iface, &e))?;
         let mut cap = cap.setnonblock().map_err(|e| open_error(&iface, &e))?;
-        prefer_sll2(&mut cap).map_err(|e| open_error(&iface, &e))?;
+        match opts.link_type {
+            Some(dlt) => choose_link_type(&mut cap, &iface, dlt)?,
+            None => prefer_sll2(&mut cap).map_err(|e| open_error(&iface, &e))?,
+        }
         let link =
             LinkType::from_dlt(cap.get_datalink().0).map_err(|source| LiveError::LinkType {
                 iface: iface.clone(),
@@ -257,6 +271,61 @@ fn prefer_sll2(cap: &mut Capture<Active>) -> Result<(), pcap::Error> {
         cap.set_datalink(Linktype::LINUX_SLL2)?;
     }
     Ok(())
+}
+
+/// `-y NAME`: the link type libpcap knows by that name (tcpdump's names,
+/// any case), looked up before anything is opened.
+pub fn link_type_by_name(name: &str) -> Result<Linktype, LiveError> {
+    Linktype::from_name(name).map_err(|_| LiveError::UnknownLinkType(name.to_string()))
+}
+
+/// `-y`: capture with `dlt`, which the interface must offer.
+fn choose_link_type(
+    cap: &mut Capture<Active>,
+    iface: &str,
+    dlt: Linktype,
+) -> Result<(), LiveError> {
+    let offered = cap.list_datalinks().map_err(|e| open_error(iface, &e))?;
+    if !offered.contains(&dlt) {
+        let names: Vec<String> = offered.iter().map(|&d| link_type_name(d)).collect();
+        return Err(LiveError::NotOffered {
+            iface: iface.to_string(),
+            name: link_type_name(dlt),
+            offered: names.join(", "),
+        });
+    }
+    cap.set_datalink(dlt).map_err(|e| open_error(iface, &e))
+}
+
+/// A link type's libpcap name (`EN10MB`), or its number.
+fn link_type_name(dlt: Linktype) -> String {
+    dlt.get_name().unwrap_or_else(|_| format!("DLT {}", dlt.0))
+}
+
+/// `tcpdump -L`: the link types `iface` offers, as `NAME (description)`,
+/// each marked when kaprobe cannot decode it. Opening the interface needs
+/// the same privileges as capturing on it.
+pub fn list_link_types(iface: &str) -> Result<Vec<String>, LiveError> {
+    let cap = Capture::from_device(iface)
+        .and_then(|c| c.open())
+        .map_err(|e| open_error(iface, &e))?;
+    let offered = cap.list_datalinks().map_err(|e| open_error(iface, &e))?;
+    let mut lines = vec![format!(
+        "Data link types for {iface} (use option -y to set):"
+    )];
+    for dlt in offered {
+        let text = dlt
+            .get_description()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        let unread = if LinkType::from_dlt(dlt.0).is_err() {
+            " (kaprobe cannot decode it)"
+        } else {
+            ""
+        };
+        lines.push(format!("  {}{text}{unread}", link_type_name(dlt)));
+    }
+    Ok(lines)
 }
 
 /// Linux's `PACKET_IGNORE_OUTGOING` (since 4.20), which the libc crate does

@@ -18,7 +18,8 @@ use crate::flow::Micros;
 use crate::wire::{LinkType, UnsupportedLinkType};
 
 pub use live::{
-    filter_expr, list_interfaces, resolve_interface, LiveCapture, LiveError, LiveOptions, LiveStats,
+    filter_expr, link_type_by_name, list_interfaces, list_link_types, resolve_interface,
+    LiveCapture, LiveError, LiveOptions, LiveStats,
 };
 pub use prefetch::{Batch, Prefetch};
 pub use savefiles::{check_time_pattern, parse_file_size, SaveOptions};
