@@ -12,7 +12,10 @@ use nix::errno::Errno;
 use nix::unistd::{geteuid, initgroups, setgid, setuid, Gid, Uid, User};
 
 /// Capability bit numbers (linux/capability.h).
-const NEEDED: [(u32, &str); 2] = [(13, "CAP_NET_RAW"), (12, "CAP_NET_ADMIN")];
+pub const NET_RAW: (u32, &str) = (13, "CAP_NET_RAW");
+pub const NET_ADMIN: (u32, &str) = (12, "CAP_NET_ADMIN");
+/// What capturing through libpcap needs.
+pub const CAPTURE: [(u32, &str); 2] = [NET_RAW, NET_ADMIN];
 
 /// The fix, for every message that needs it.
 pub const FIX: &str =
@@ -29,22 +32,26 @@ fn parse_cap_eff(status: &str) -> Option<u64> {
     u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
 }
 
-fn missing_from(eff: u64) -> Vec<&'static str> {
-    NEEDED
+fn missing_from(eff: u64, needed: &[(u32, &'static str)]) -> Vec<&'static str> {
+    needed
         .iter()
         .filter(|(bit, _)| eff & (1 << bit) == 0)
         .map(|(_, name)| *name)
         .collect()
 }
 
-/// "missing CAP_NET_RAW" (or both), or "" when none is missing or the set
-/// cannot be read.
-pub fn missing() -> String {
-    let names = effective().map(missing_from).unwrap_or_default();
-    if names.is_empty() {
-        String::new()
-    } else {
-        format!(" (missing {})", names.join(" and "))
+/// What a permission error says about `needed`, naming each capability once:
+/// "missing CAP_NET_RAW and CAP_NET_ADMIN" when all are missing, "missing
+/// CAP_NET_ADMIN (needs CAP_NET_RAW and CAP_NET_ADMIN)" when some are, and
+/// "needs ..." when none is (another cause) or the set cannot be read.
+pub fn lacking(needed: &[(u32, &'static str)]) -> String {
+    let names = |list: &[&str]| list.join(" and ");
+    let all: Vec<&str> = needed.iter().map(|(_, name)| *name).collect();
+    let missing = effective().map_or(Vec::new(), |eff| missing_from(eff, needed));
+    match missing.len() {
+        0 => format!("needs {}", names(&all)),
+        n if n == all.len() => format!("missing {}", names(&missing)),
+        _ => format!("missing {} (needs {})", names(&missing), names(&all)),
     }
 }
 
@@ -122,18 +129,19 @@ mod tests {
 
     #[test]
     fn root_has_what_kaprobe_needs() {
-        assert!(missing_from(0x1ff_ffff_ffff).is_empty());
+        assert!(missing_from(0x1ff_ffff_ffff, &CAPTURE).is_empty());
     }
 
     #[test]
     fn file_capabilities_raw_and_admin_are_enough() {
-        assert!(missing_from((1 << 12) | (1 << 13)).is_empty());
+        assert!(missing_from((1 << 12) | (1 << 13), &CAPTURE).is_empty());
     }
 
     #[test]
     fn an_ordinary_user_misses_both() {
-        assert_eq!(missing_from(0), ["CAP_NET_RAW", "CAP_NET_ADMIN"]);
-        assert_eq!(missing_from(1 << 13), ["CAP_NET_ADMIN"]);
+        assert_eq!(missing_from(0, &CAPTURE), ["CAP_NET_RAW", "CAP_NET_ADMIN"]);
+        assert_eq!(missing_from(1 << 13, &CAPTURE), ["CAP_NET_ADMIN"]);
+        assert_eq!(missing_from(1 << 12, &[NET_RAW]), ["CAP_NET_RAW"]);
     }
 
     #[test]

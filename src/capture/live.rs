@@ -44,7 +44,7 @@ const IMMEDIATE_DELAY: Duration = Duration::from_millis(10);
 pub enum LiveError {
     #[error("no interface named '{0}' (kaprobe sniff -D lists them)")]
     NoSuchInterface(String),
-    #[error("no permission to capture on '{0}'{missing}: needs CAP_NET_RAW and CAP_NET_ADMIN: {fix}", missing = crate::privilege::missing(), fix = crate::privilege::FIX)]
+    #[error("no permission to capture on '{0}': {lacking}: {fix}", lacking = crate::privilege::lacking(&crate::privilege::CAPTURE), fix = crate::privilege::FIX)]
     Permission(String),
     #[error("cannot capture on '{iface}': {reason}")]
     Open { iface: String, reason: String },

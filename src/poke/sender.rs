@@ -17,7 +17,7 @@ use nix::sys::socket::{
 /// Why a raw packet could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    #[error("no permission to open a raw socket{missing}: needs CAP_NET_RAW: {fix}", missing = crate::privilege::missing(), fix = crate::privilege::FIX)]
+    #[error("no permission to open a raw socket: {lacking}: {fix}", lacking = crate::privilege::lacking(&[crate::privilege::NET_RAW]), fix = crate::privilege::FIX)]
     Permission,
     #[error("cannot open a raw {family} socket: {reason}")]
     Open { family: &'static str, reason: Errno },
