@@ -97,8 +97,9 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
             engine.frame(at, link, frame.data, &mut emit);
         });
         match got {
-            Ok(0) => engine.tick(wall_clock().saturating_sub(lag), &mut emit),
-            Ok(_) => {}
+            // After each block as well as after a quiet wait: a probe's
+            // grace runs out on the clock, not only on the next packet.
+            Ok(_) => engine.tick(wall_clock().saturating_sub(lag), &mut emit),
             Err(e) => {
                 errors.push(e.to_string());
                 drain = false;

@@ -105,8 +105,6 @@ pub struct LiveCapture {
     number: u64,
     /// The `-w` file(s).
     save: Option<SaveFiles>,
-    /// The last read returned a packet: read again before waiting.
-    pending: bool,
     /// See [`LiveCapture::delivery_delay`].
     delay: Duration,
 }
@@ -156,7 +154,6 @@ impl LiveCapture {
             link,
             number: 0,
             save: None,
-            pending: false,
             delay: if opts.immediate {
                 IMMEDIATE_DELAY
             } else {
@@ -229,9 +226,6 @@ impl LiveCapture {
         if let Some(e) = unsaved {
             return Err(e);
         }
-        // Non-blocking: 0 means the ring is drained; until then read again
-        // before waiting.
-        self.pending = n > 0;
         if n > 0 {
             self.flush_saved()?;
         }
@@ -239,10 +233,12 @@ impl LiveCapture {
     }
 
     /// Whether the capture has something to read within `wait`.
+    ///
+    /// Asked before every read, even right after one that returned packets:
+    /// the descriptor is readable as soon as the kernel has passed on
+    /// another block, so this costs one `poll` per block, where reading
+    /// again until libpcap finds the ring empty cost a second one.
     fn readable(&mut self, wait: Duration) -> Result<bool, LiveError> {
-        if self.pending {
-            return Ok(true);
-        }
         readable_within(self.cap.as_fd(), wait).map_err(|e| LiveError::Read {
             iface: self.iface.clone(),
             reason: e.to_string(),
