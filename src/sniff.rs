@@ -2,7 +2,7 @@
 //! the report at the end. Only the packet source differs from `analyze`.
 
 use std::cell::Cell;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -205,6 +205,8 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
         promiscuous: !args.no_promiscuous_mode,
         filter,
         immediate: args.immediate_mode,
+        // As tcpdump decides its read timeout: by where the output goes.
+        watched: io::stdout().is_terminal(),
         link_type,
     };
     let save = args.write.as_ref().map(|path| SaveOptions {

@@ -8,9 +8,10 @@
 //! and took a core from the traffic itself (`bench/sniff.sh`,
 //! docs/PERFORMANCE.md). With TPACKET_V3 the kernel hands over blocks of
 //! packets: a block is passed on when it is full or `DELIVERY_DELAY` after
-//! its first packet, so a packet reaches kaprobe at most that late (its
-//! timestamp is the kernel's, unchanged), and `sniff` lets time pass in the
-//! engine that much behind the wall clock. In immediate mode each packet is
+//! its first packet (`WATCHED_DELIVERY_DELAY` when the events go to a
+//! terminal), so a packet reaches kaprobe at most that late (its timestamp is
+//! the kernel's, unchanged), and `sniff` lets time pass in the engine that
+//! much behind the wall clock. In immediate mode each packet is
 //! passed on as it comes, for the CPU cost above.
 //!
 //! Non-blocking: kaprobe waits on the capture's descriptor with its own
@@ -33,6 +34,12 @@ use crate::wire::{LinkType, UnsupportedLinkType};
 /// 200 ms rather than 50: at 10k packets/s, a quarter of the wakeups and 20%
 /// less CPU per packet (docs/PERFORMANCE.md); tcpdump -w waits up to 1 s.
 const DELIVERY_DELAY: Duration = Duration::from_millis(200);
+
+/// The same when someone watches the events on a terminal: tcpdump's own
+/// choice when it prints to one (100 ms instead of its 1 s), so that they
+/// appear about as the packets come. A terminal only ever shows a few lines
+/// a second, so the extra wakeups do not matter there.
+const WATCHED_DELIVERY_DELAY: Duration = Duration::from_millis(100);
 
 /// In immediate mode a packet is readable as soon as it is captured, and
 /// `sniff` only lets time pass once the ring is empty; the margin covers a
@@ -85,6 +92,8 @@ pub struct LiveOptions {
     pub filter: Option<String>,
     /// Each packet passed on as it is captured, not in blocks.
     pub immediate: bool,
+    /// The events go to a terminal: blocks are passed on sooner.
+    pub watched: bool,
     /// `-y`: the link type to capture with, instead of the interface's
     /// first (or SLL2 on `any`).
     pub link_type: Option<Linktype>,
@@ -109,6 +118,15 @@ pub struct LiveCapture {
     delay: Duration,
 }
 
+/// How long the kernel may hold a block of packets (see [`DELIVERY_DELAY`]).
+fn block_timeout(watched: bool) -> Duration {
+    if watched {
+        WATCHED_DELIVERY_DELAY
+    } else {
+        DELIVERY_DELAY
+    }
+}
+
 /// The BPF program kaprobe installs: TCP only, and the user's words on top.
 pub fn filter_expr(user: Option<&str>) -> String {
     match user {
@@ -125,7 +143,7 @@ impl LiveCapture {
             .map_err(|e| open_error(&iface, &e))?
             .snaplen(opts.snaplen)
             .promisc(opts.promiscuous)
-            .timeout(DELIVERY_DELAY.as_millis() as i32)
+            .timeout(block_timeout(opts.watched).as_millis() as i32)
             .immediate_mode(opts.immediate);
         if let Some(bytes) = opts.buffer_bytes {
             inactive = inactive.buffer_size(bytes);
@@ -157,7 +175,7 @@ impl LiveCapture {
             delay: if opts.immediate {
                 IMMEDIATE_DELAY
             } else {
-                DELIVERY_DELAY
+                block_timeout(opts.watched)
             },
         })
     }
@@ -431,6 +449,12 @@ pub fn list_interfaces() -> Result<Vec<String>, LiveError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_come_sooner_to_a_terminal_as_with_tcpdump() {
+        assert_eq!(block_timeout(true), Duration::from_millis(100));
+        assert_eq!(block_timeout(false), Duration::from_millis(200));
+    }
 
     #[test]
     fn a_number_picks_the_interface_listed_under_it() {
