@@ -45,9 +45,13 @@ fn missing_from(eff: u64, needed: &[(u32, &'static str)]) -> Vec<&'static str> {
 /// CAP_NET_ADMIN (needs CAP_NET_RAW and CAP_NET_ADMIN)" when some are, and
 /// "needs ..." when none is (another cause) or the set cannot be read.
 pub fn lacking(needed: &[(u32, &'static str)]) -> String {
+    lacking_in(effective(), needed)
+}
+
+fn lacking_in(effective: Option<u64>, needed: &[(u32, &'static str)]) -> String {
     let names = |list: &[&str]| list.join(" and ");
     let all: Vec<&str> = needed.iter().map(|(_, name)| *name).collect();
-    let missing = effective().map_or(Vec::new(), |eff| missing_from(eff, needed));
+    let missing = effective.map_or(Vec::new(), |eff| missing_from(eff, needed));
     match missing.len() {
         0 => format!("needs {}", names(&all)),
         n if n == all.len() => format!("missing {}", names(&missing)),
@@ -142,6 +146,23 @@ mod tests {
         assert_eq!(missing_from(0, &CAPTURE), ["CAP_NET_RAW", "CAP_NET_ADMIN"]);
         assert_eq!(missing_from(1 << 13, &CAPTURE), ["CAP_NET_ADMIN"]);
         assert_eq!(missing_from(1 << 12, &[NET_RAW]), ["CAP_NET_RAW"]);
+    }
+
+    #[test]
+    fn the_error_names_each_capability_once() {
+        let none = lacking_in(Some(0), &CAPTURE);
+        assert_eq!(none, "missing CAP_NET_RAW and CAP_NET_ADMIN");
+        let raw_only = lacking_in(Some(1 << 13), &CAPTURE);
+        assert_eq!(
+            raw_only,
+            "missing CAP_NET_ADMIN (needs CAP_NET_RAW and CAP_NET_ADMIN)"
+        );
+        // Root, or a set that cannot be read: the failure had another cause.
+        assert_eq!(
+            lacking_in(Some(u64::MAX), &CAPTURE),
+            "needs CAP_NET_RAW and CAP_NET_ADMIN"
+        );
+        assert_eq!(lacking_in(None, &[NET_RAW]), "needs CAP_NET_RAW");
     }
 
     #[test]

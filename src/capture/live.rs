@@ -451,12 +451,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocks_come_sooner_to_a_terminal_as_with_tcpdump() {
-        assert_eq!(block_timeout(true), Duration::from_millis(100));
-        assert_eq!(block_timeout(false), Duration::from_millis(200));
-    }
-
-    #[test]
     fn a_number_picks_the_interface_listed_under_it() {
         let names = ["eth0", "any", "lo"];
         assert_eq!(by_number("1", &names).unwrap(), "eth0");
