@@ -296,6 +296,13 @@ fn sniff_on_any_takes_sll2_and_sees_each_probe_once() {
 /// banner names `link`, the file's header says `linktype`, each probe is
 /// counted once although `any` shows every packet twice, and `analyze` of
 /// the file agrees with what sniff printed.
+/// The snapshot length a pcap file's header gives (little-endian, as this
+/// host writes it).
+fn header_snaplen(pcap: &Path) -> u32 {
+    let header = std::fs::read(pcap).unwrap();
+    u32::from_le_bytes(header[16..20].try_into().unwrap())
+}
+
 fn probes_on_any_once(net: &Net, port: &str, args: &[&str], link: &str, linktype: u32) {
     let pcap = temp(&format!("sniff-any-{linktype}.pcap"));
     let _server = net.peer(&net.b, &["server", B4, port]);
@@ -313,6 +320,7 @@ fn probes_on_any_once(net: &Net, port: &str, args: &[&str], link: &str, linktype
     let header = std::fs::read(&pcap).unwrap();
     let file_link = u32::from_le_bytes(header[20..24].try_into().unwrap());
     assert_eq!(file_link, linktype, "link type in the -w file");
+    assert_eq!(header_snaplen(&pcap), 160, "snapshot length in the -w file");
     let probes = |kind: &str| lines.iter().filter(|v| v["type"] == kind).count();
     let conn = lines.iter().find(|v| v["type"] == "connection").unwrap();
     let prober = &conn["probers"][0];
@@ -608,6 +616,8 @@ fn sniff_w_splits_files_by_size_and_keeps_a_ring_with_w() {
         let size = std::fs::metadata(f).unwrap().len();
         // Over 1 KiB only by the record that crossed it (160-byte snaplen).
         assert!(size <= 1024 + 16 + 160, "{}: {size} bytes", f.display());
+        // Each file's header gives the capture's snapshot length, as tcpdump's.
+        assert_eq!(header_snaplen(f), 160, "{}", f.display());
     }
     let offline = analyze_json_files(&files);
     assert!(timed_probe_events(&lines).len() >= 6, "{lines:?}");

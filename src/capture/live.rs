@@ -22,7 +22,7 @@
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use pcap::{Active, Capture, Device, Linktype};
+use pcap::{Active, BreakLoop, Capture, Device, Linktype, Packet, PacketHeader};
 
 use super::savefiles::{SaveFiles, SaveOptions};
 use super::{frame, pcap_text, readable_within, Frame};
@@ -116,6 +116,10 @@ pub struct LiveCapture {
     save: Option<SaveFiles>,
     /// See [`LiveCapture::delivery_delay`].
     delay: Duration,
+    /// Ends a `pcap_dispatch` early, for [`LiveCapture::dispatch`].
+    breaker: BreakLoop,
+    /// A break was asked for and libpcap has not reported it yet.
+    breaking: bool,
 }
 
 /// How long the kernel may hold a block of packets (see [`DELIVERY_DELAY`]).
@@ -166,6 +170,7 @@ impl LiveCapture {
         if is_loopback(&iface) {
             skip_outgoing_copies(&cap);
         }
+        let breaker = cap.breakloop_handle();
         Ok(LiveCapture {
             iface,
             cap,
@@ -177,12 +182,14 @@ impl LiveCapture {
             } else {
                 block_timeout(opts.watched)
             },
+            breaker,
+            breaking: false,
         })
     }
 
     /// Also write every captured packet to the `-w` file(s), pcap format.
     pub fn save_to(&mut self, opts: SaveOptions) -> Result<(), LiveError> {
-        self.save = Some(SaveFiles::create(opts, self.cap.get_datalink())?);
+        self.save = Some(SaveFiles::create(opts, &self.cap)?);
         Ok(())
     }
 
@@ -226,28 +233,58 @@ impl LiveCapture {
         if !self.readable(wait)? {
             return Ok(0);
         }
+        let before = self.number;
         let (number, save) = (&mut self.number, &mut self.save);
-        let mut unsaved = None;
-        let n = self
-            .cap
-            .dispatch(None, |packet| {
-                *number += 1;
-                if let (Some(save), None) = (save.as_mut(), &unsaved) {
-                    unsaved = save.write(&packet).err();
+        let (breaker, breaking) = (&self.breaker, &mut self.breaking);
+        // Packets for the next `-w` file: it can only be opened from the
+        // live handle, which is busy here, so they wait until the read is
+        // stopped (libpcap stops after the current block of packets).
+        let mut held: Vec<(PacketHeader, Vec<u8>)> = Vec::new();
+        let read = self.cap.dispatch(None, |packet| {
+            *number += 1;
+            if let Some(save) = save.as_mut() {
+                if held.is_empty() && !save.due() {
+                    save.write(&packet);
+                } else {
+                    held.push((*packet.header, packet.data.to_vec()));
+                    breaker.breakloop();
+                    *breaking = true;
                 }
-                each(frame(*number, packet.header, packet.data));
-            })
-            .map_err(|e| LiveError::Read {
-                iface: self.iface.clone(),
-                reason: pcap_text(&e),
-            })?;
-        if let Some(e) = unsaved {
-            return Err(e);
+            }
+            each(frame(*number, packet.header, packet.data));
+        });
+        match read {
+            Ok(_) => {}
+            // The break asked for above, reported now or on a later read.
+            Err(_) if self.breaking => self.breaking = false,
+            Err(e) => {
+                return Err(LiveError::Read {
+                    iface: self.iface.clone(),
+                    reason: pcap_text(&e),
+                })
+            }
         }
+        self.write_held(&held)?;
+        let n = (self.number - before) as usize;
         if n > 0 {
             self.flush_saved()?;
         }
         Ok(n)
+    }
+
+    /// Write the packets that waited for a new file, starting new files as
+    /// they fill.
+    fn write_held(&mut self, held: &[(PacketHeader, Vec<u8>)]) -> Result<(), LiveError> {
+        let Some(save) = self.save.as_mut() else {
+            return Ok(());
+        };
+        for (header, data) in held {
+            if save.due() {
+                save.next_file(&self.cap)?;
+            }
+            save.write(&Packet::new(header, data));
+        }
+        Ok(())
     }
 
     /// Whether the capture has something to read within `wait`.

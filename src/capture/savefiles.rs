@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::format::{Item, StrftimeItems};
-use pcap::{Capture, Dead, Linktype, Packet, Savefile};
+use pcap::{Active, Capture, Packet, Savefile};
 
 use super::{pcap_text, LiveError};
 
@@ -30,9 +30,6 @@ const RECORD_HEADER: u64 = 16;
 
 pub struct SaveFiles {
     opts: SaveOptions,
-    /// Opens each file: the live handle is busy in `pcap_dispatch` when a
-    /// file fills. Files carry the link type; their snaplen field says 65535.
-    dead: Capture<Dead>,
     file: Savefile,
     /// The name before any number: FILE, or with -G its time-stamped form.
     base: PathBuf,
@@ -42,15 +39,15 @@ pub struct SaveFiles {
     started: Instant,
 }
 
+/// Each file is opened from the live capture, so that its header carries the
+/// capture's link type and snapshot length, as tcpdump's files do.
 impl SaveFiles {
-    pub fn create(opts: SaveOptions, link: Linktype) -> Result<SaveFiles, LiveError> {
-        let dead = Capture::dead(link).map_err(|e| write_error(&opts.path, &e))?;
+    pub fn create(opts: SaveOptions, cap: &Capture<Active>) -> Result<SaveFiles, LiveError> {
         let base = stamped(&opts);
         let name = file_name(&base, opts.file_count, 0);
-        let file = open(&dead, &name)?;
+        let file = open(cap, &name)?;
         Ok(SaveFiles {
             opts,
-            dead,
             file,
             base,
             name,
@@ -60,34 +57,43 @@ impl SaveFiles {
         })
     }
 
-    /// Write one packet, first moving to the next file if this one is full
-    /// or old enough.
-    pub fn write(&mut self, packet: &Packet<'_>) -> Result<(), LiveError> {
+    /// Whether the next packet belongs in a new file: this one is full
+    /// (`-C`) or old enough (`-G`).
+    pub fn due(&self) -> bool {
+        let old = self.opts.every.is_some_and(|d| self.started.elapsed() >= d);
+        let full = self
+            .opts
+            .file_size
+            .is_some_and(|limit| self.written > limit);
+        old || full
+    }
+
+    /// Move on to the next file: with -G a new time-stamped name, with -C
+    /// the next number (back to the first one with -W).
+    pub fn next_file(&mut self, cap: &Capture<Active>) -> Result<(), LiveError> {
         if self.opts.every.is_some_and(|d| self.started.elapsed() >= d) {
             self.base = stamped(&self.opts);
             self.started = Instant::now();
-            self.start_file(0)?;
-        } else if self
-            .opts
-            .file_size
-            .is_some_and(|limit| self.written > limit)
-        {
-            let next = match self.opts.file_count {
-                Some(n) if self.index + 1 >= n => 0,
-                _ => self.index.saturating_add(1),
-            };
-            self.start_file(next)?;
+            return self.start_file(cap, 0);
         }
-        self.file.write(packet);
-        self.written += RECORD_HEADER + u64::from(packet.header.caplen);
-        Ok(())
+        let next = match self.opts.file_count {
+            Some(n) if self.index + 1 >= n => 0,
+            _ => self.index.saturating_add(1),
+        };
+        self.start_file(cap, next)
     }
 
-    fn start_file(&mut self, index: u32) -> Result<(), LiveError> {
+    /// Write one packet to the current file (see [`SaveFiles::due`]).
+    pub fn write(&mut self, packet: &Packet<'_>) {
+        self.file.write(packet);
+        self.written += RECORD_HEADER + u64::from(packet.header.caplen);
+    }
+
+    fn start_file(&mut self, cap: &Capture<Active>, index: u32) -> Result<(), LiveError> {
         self.flush()?;
         let name = file_name(&self.base, self.opts.file_count, index);
         // The old file is closed (and flushed) when replaced.
-        self.file = open(&self.dead, &name)?;
+        self.file = open(cap, &name)?;
         self.name = name;
         self.index = index;
         self.written = FILE_HEADER;
@@ -100,8 +106,8 @@ impl SaveFiles {
     }
 }
 
-fn open(dead: &Capture<Dead>, name: &Path) -> Result<Savefile, LiveError> {
-    dead.savefile(name).map_err(|e| write_error(name, &e))
+fn open(cap: &Capture<Active>, name: &Path) -> Result<Savefile, LiveError> {
+    cap.savefile(name).map_err(|e| write_error(name, &e))
 }
 
 fn write_error(path: &Path, e: &pcap::Error) -> LiveError {
