@@ -85,9 +85,9 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
             reporter.output(o);
         };
         let got = cap.dispatch(TICK, |frame| {
-            // -c: the rest of the batch is not looked at
+            // -c: the rest of the batch is not looked at (nor saved)
             if full() {
-                return;
+                return false;
             }
             let at = FrameRef {
                 file: 0,
@@ -95,6 +95,7 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
                 time: frame.time,
             };
             engine.frame(at, link, frame.data, &mut emit);
+            true
         });
         match got {
             // After each block as well as after a quiet wait: a probe's
@@ -130,7 +131,7 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
             let got = cap.dispatch(left, |frame| {
                 after |= frame.time > stopped;
                 if after {
-                    return;
+                    return false;
                 }
                 let at = FrameRef {
                     file: 0,
@@ -138,6 +139,7 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
                     time: frame.time,
                 };
                 engine.frame(at, link, frame.data, &mut emit);
+                true
             });
             if let Err(e) = got {
                 errors.push(e.to_string());

@@ -253,6 +253,53 @@ fn sniff_sees_probes_then_silence_then_dead_and_agrees_with_analyze() {
     assert_eq!(verdict["verdict"], "dead");
 }
 
+/// Stopped while data flows, sniff still reads what the kernel had captured
+/// before the stop, and not what came after: the `-w` file holds exactly the
+/// packets sniff analyzed, so `analyze` of it gives the same counts and the
+/// same connection reports, not those plus a fraction of a second more.
+#[test]
+fn sniff_w_file_holds_exactly_what_sniff_analyzed() {
+    if !privileged("sniff_w_file_holds_exactly_what_sniff_analyzed") {
+        return;
+    }
+    let net = Net::new();
+    let pcap = temp("sniff-exact.pcap");
+    let _server = net.peer(&net.b, &["server", B4, "7012"]);
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &["-w", pcap.to_str().unwrap()]);
+    let _data = net.peer(
+        &net.a,
+        &[
+            "client",
+            B4,
+            "7012",
+            "--send-every",
+            "0.005",
+            "--hold",
+            "30",
+        ],
+    );
+    thread::sleep(Duration::from_secs(2));
+    let lines = sniff.interrupt();
+    let offline = analyze_json(&pcap);
+    let summary = |v: &[Value]| v.last().cloned().unwrap();
+    let (live, file) = (summary(&lines), summary(&offline));
+    assert!(live["frames"].as_u64() > Some(200), "{live}");
+    for key in ["frames", "tcp_segments", "connections"] {
+        assert_eq!(live[key], file[key], "{key}: sniff {live}, analyze {file}");
+    }
+    let reports = |v: &[Value]| -> Vec<Value> {
+        v.iter()
+            .filter(|l| l["type"] == "connection")
+            .map(|l| {
+                let mut l = l.clone();
+                l.as_object_mut().unwrap().remove("file");
+                l
+            })
+            .collect()
+    };
+    assert_eq!(reports(&lines), reports(&offline));
+}
+
 #[test]
 fn sniff_over_ipv6_reports_alive_on_sigint() {
     if !privileged("sniff_over_ipv6_reports_alive_on_sigint") {

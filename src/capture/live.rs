@@ -220,7 +220,9 @@ impl LiveCapture {
     }
 
     /// Hands `each` the packets the kernel has passed on, waiting up to
-    /// `wait` for some; returns how many (0: none came).
+    /// `wait` for some; returns how many (0: none came). `each` says whether
+    /// it took the packet: only those go to the `-w` file, so that the file
+    /// holds exactly what was analyzed (not the packets read after a stop).
     ///
     /// A batch through `pcap_dispatch`, not `pcap_next_ex` per packet: on
     /// Linux the latter copies every packet out of the ring into a buffer of
@@ -228,7 +230,7 @@ impl LiveCapture {
     pub fn dispatch(
         &mut self,
         wait: Duration,
-        mut each: impl FnMut(Frame<'_>),
+        mut each: impl FnMut(Frame<'_>) -> bool,
     ) -> Result<usize, LiveError> {
         if !self.readable(wait)? {
             return Ok(0);
@@ -242,7 +244,8 @@ impl LiveCapture {
         let mut held: Vec<(PacketHeader, Vec<u8>)> = Vec::new();
         let read = self.cap.dispatch(None, |packet| {
             *number += 1;
-            if let Some(save) = save.as_mut() {
+            let taken = each(frame(*number, packet.header, packet.data));
+            if let (Some(save), true) = (save.as_mut(), taken) {
                 if held.is_empty() && !save.due() {
                     save.write(&packet);
                 } else {
@@ -251,7 +254,6 @@ impl LiveCapture {
                     *breaking = true;
                 }
             }
-            each(frame(*number, packet.header, packet.data));
         });
         match read {
             Ok(_) => {}
