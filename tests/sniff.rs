@@ -87,11 +87,7 @@ impl Sniff {
             .unwrap()
             .iter()
             .filter(|(v, _)| v["type"] == kind)
-            .map(|(v, read)| {
-                let time = v["time"].as_str().expect("event time");
-                let captured = chrono::DateTime::parse_from_rfc3339(time).unwrap();
-                (read - captured.timestamp_micros()) as f64 / 1000.0
-            })
+            .map(|(v, read)| delay_ms(v, *read))
             .collect()
     }
 
@@ -125,6 +121,21 @@ impl Drop for Sniff {
 
 /// A client in namespace a that probes the server at `addr:port` every
 /// second (TCP_KEEPIDLE, TCP_KEEPINTVL 1 s, TCP_KEEPCNT 3) for 30 s.
+/// How long after its packet was captured an event's line was read (`read`,
+/// in microseconds since the epoch), in milliseconds.
+fn delay_ms(event: &Value, read: i64) -> f64 {
+    let time = event["time"].as_str().expect("event time");
+    let captured = chrono::DateTime::parse_from_rfc3339(time).unwrap();
+    (read - captured.timestamp_micros()) as f64 / 1000.0
+}
+
+/// A 32-bit field of a pcap file's header at byte `at` (16: snapshot length,
+/// 20: link type), little-endian as this host writes it.
+fn header_word(pcap: &Path, at: usize) -> u32 {
+    let header = std::fs::read(pcap).unwrap();
+    u32::from_le_bytes(header[at..at + 4].try_into().unwrap())
+}
+
 fn probing_client(net: &Net, addr: &str, port: &str) -> Peer {
     net.peer(
         &net.a,
@@ -343,13 +354,6 @@ fn sniff_on_any_takes_sll2_and_sees_each_probe_once() {
 /// banner names `link`, the file's header says `linktype`, each probe is
 /// counted once although `any` shows every packet twice, and `analyze` of
 /// the file agrees with what sniff printed.
-/// The snapshot length a pcap file's header gives (little-endian, as this
-/// host writes it).
-fn header_snaplen(pcap: &Path) -> u32 {
-    let header = std::fs::read(pcap).unwrap();
-    u32::from_le_bytes(header[16..20].try_into().unwrap())
-}
-
 fn probes_on_any_once(net: &Net, port: &str, args: &[&str], link: &str, linktype: u32) {
     let pcap = temp(&format!("sniff-any-{linktype}.pcap"));
     let _server = net.peer(&net.b, &["server", B4, port]);
@@ -364,10 +368,12 @@ fn probes_on_any_once(net: &Net, port: &str, args: &[&str], link: &str, linktype
     let _client = probing_client(net, B4, port);
     sniff.wait_for("keepalive_ack", 3, 10);
     let lines = sniff.interrupt();
-    let header = std::fs::read(&pcap).unwrap();
-    let file_link = u32::from_le_bytes(header[20..24].try_into().unwrap());
-    assert_eq!(file_link, linktype, "link type in the -w file");
-    assert_eq!(header_snaplen(&pcap), 160, "snapshot length in the -w file");
+    assert_eq!(header_word(&pcap, 20), linktype, "link type in the -w file");
+    assert_eq!(
+        header_word(&pcap, 16),
+        160,
+        "snapshot length in the -w file"
+    );
     let probes = |kind: &str| lines.iter().filter(|v| v["type"] == kind).count();
     let conn = lines.iter().find(|v| v["type"] == "connection").unwrap();
     let prober = &conn["probers"][0];
@@ -488,9 +494,7 @@ fn sniff_on_a_terminal_prints_events_within_a_tenth_of_a_second() {
             continue; // the "listening on" line, on the same terminal
         };
         if v["type"] == "keepalive" {
-            let time = v["time"].as_str().expect("event time");
-            let captured = chrono::DateTime::parse_from_rfc3339(time).unwrap();
-            delays.push((read.as_micros() as i64 - captured.timestamp_micros()) as f64 / 1000.0);
+            delays.push(delay_ms(&v, read.as_micros() as i64));
         }
     }
     assert!(child.wait().unwrap().success());
@@ -664,7 +668,7 @@ fn sniff_w_splits_files_by_size_and_keeps_a_ring_with_w() {
         // Over 1 KiB only by the record that crossed it (160-byte snaplen).
         assert!(size <= 1024 + 16 + 160, "{}: {size} bytes", f.display());
         // Each file's header gives the capture's snapshot length, as tcpdump's.
-        assert_eq!(header_snaplen(f), 160, "{}", f.display());
+        assert_eq!(header_word(f, 16), 160, "{}", f.display());
     }
     let offline = analyze_json_files(&files);
     assert!(timed_probe_events(&lines).len() >= 6, "{lines:?}");

@@ -60,18 +60,22 @@ impl SaveFiles {
     /// Whether the next packet belongs in a new file: this one is full
     /// (`-C`) or old enough (`-G`).
     pub fn due(&self) -> bool {
-        let old = self.opts.every.is_some_and(|d| self.started.elapsed() >= d);
         let full = self
             .opts
             .file_size
             .is_some_and(|limit| self.written > limit);
-        old || full
+        self.old() || full
+    }
+
+    /// `-G`: this file has been written to for its whole period.
+    fn old(&self) -> bool {
+        self.opts.every.is_some_and(|d| self.started.elapsed() >= d)
     }
 
     /// Move on to the next file: with -G a new time-stamped name, with -C
     /// the next number (back to the first one with -W).
     pub fn next_file(&mut self, cap: &Capture<Active>) -> Result<(), LiveError> {
-        if self.opts.every.is_some_and(|d| self.started.elapsed() >= d) {
+        if self.old() {
             self.base = stamped(&self.opts);
             self.started = Instant::now();
             return self.start_file(cap, 0);
