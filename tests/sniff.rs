@@ -119,8 +119,6 @@ impl Drop for Sniff {
     }
 }
 
-/// A client in namespace a that probes the server at `addr:port` every
-/// second (TCP_KEEPIDLE, TCP_KEEPINTVL 1 s, TCP_KEEPCNT 3) for 30 s.
 /// How long after its packet was captured an event's line was read (`read`,
 /// in microseconds since the epoch), in milliseconds.
 fn delay_ms(event: &Value, read: i64) -> f64 {
@@ -136,11 +134,35 @@ fn header_word(pcap: &Path, at: usize) -> u32 {
     u32::from_le_bytes(header[at..at + 4].try_into().unwrap())
 }
 
+/// A client in namespace a that probes the server at `addr:port` every
+/// second (TCP_KEEPIDLE, TCP_KEEPINTVL 1 s, TCP_KEEPCNT 3) for 30 s.
 fn probing_client(net: &Net, addr: &str, port: &str) -> Peer {
     net.peer(
         &net.a,
         &["client", addr, port, "--keepalive", "1,1,3", "--hold", "30"],
     )
+}
+
+/// `n` servers in namespace b and a probing client for each, started a third
+/// of a second apart so that their probes fall at different points of the
+/// kernel's block timer: each probe is a separate sample of the delay.
+fn staggered_probing_clients(net: &Net, n: u16) -> Vec<Peer> {
+    let mut peers = Vec::new();
+    for port in (7100..).take(n.into()).map(|p: u16| p.to_string()) {
+        peers.push(net.peer(&net.b, &["server", B4, &port]));
+        peers.push(probing_client(net, B4, &port));
+        thread::sleep(Duration::from_millis(333));
+    }
+    peers
+}
+
+/// Whether at least three quarters of `delays` (ms) fall under `limit`. A
+/// latency test judges the bulk, not every event: on CI's two cores, with the
+/// other tests running, a process can wait 0.1 s for a CPU (one probe of
+/// eight once came 0.2 s late that way, against under 0.1 s for the rest).
+fn mostly_under(delays: &[f64], limit: f64) -> bool {
+    let late = delays.iter().filter(|&&d| !(0.0..limit).contains(&d));
+    late.count() * 4 <= delays.len()
 }
 
 /// Probes and their ACKs as (type, time, src, dst): across several `-w`
@@ -437,40 +459,38 @@ fn sniff_y_with_an_unknown_name_is_one_clear_line() {
 
 /// `--immediate-mode`: each event is printed as its packet is captured, not
 /// when the kernel hands over its block of packets (up to 0.2 s later, any
-/// time in between on a quiet link: five in a row within 0.1 s would be
-/// chance once in 32 runs without it).
+/// time in between on a quiet link: without it about one probe in four would
+/// come within 50 ms, against three in four asked here).
 #[test]
 fn sniff_immediate_mode_prints_events_as_packets_come() {
     if !privileged("sniff_immediate_mode_prints_events_as_packets_come") {
         return;
     }
     let net = Net::new();
-    let _server = net.peer(&net.b, &["server", B4, "7003"]);
     let sniff = Sniff::start(&net, &net.a, &net.a_if, &["--immediate-mode"]);
-    let _client = probing_client(&net, B4, "7003");
-    sniff.wait_for("keepalive_ack", 5, 12);
+    let _peers = staggered_probing_clients(&net, 2);
+    sniff.wait_for("keepalive_ack", 12, 15);
     let delays = sniff.delays_ms("keepalive");
     let lines = sniff.interrupt();
-    assert!(delays.len() >= 5, "{lines:?}");
+    assert!(delays.len() >= 12, "{lines:?}");
     assert!(
-        delays.iter().all(|&d| (0.0..100.0).contains(&d)),
+        mostly_under(&delays, 50.0),
         "probes printed this long (ms) after their capture: {delays:?}"
     );
 }
 
 /// On a terminal the kernel hands blocks over after 0.1 s at most, as tcpdump
-/// asks when it prints to one, instead of 0.2 s: each probe's line comes
-/// within 0.1 s of its capture (plus scheduling). With 0.2 s, the delays of
-/// successive probes drift across 0-0.2 s (the kernel's block timer and the
-/// probes are not in step), and one went past 0.15 s in each of three runs.
+/// asks when it prints to one, instead of 0.2 s: probes' lines come within
+/// 0.1 s of their capture (plus scheduling). With 0.2 s the delays spread
+/// over 0-0.2 s (the kernel's block timer and the probes are not in step),
+/// and about half of them would pass 0.11 s.
 #[test]
 fn sniff_on_a_terminal_prints_events_within_a_tenth_of_a_second() {
     if !privileged("sniff_on_a_terminal_prints_events_within_a_tenth_of_a_second") {
         return;
     }
     let net = Net::new();
-    let _server = net.peer(&net.b, &["server", B4, "7004"]);
-    let _client = probing_client(&net, B4, "7004");
+    let _peers = staggered_probing_clients(&net, 3);
     // `script` (util-linux) runs sniff on a pseudo-terminal and copies what
     // it shows, flushed as it comes (-f), to its own stdout.
     let command = format!("{} sniff -i {} --json --duration 9", kaprobe(), net.a_if);
@@ -499,12 +519,12 @@ fn sniff_on_a_terminal_prints_events_within_a_tenth_of_a_second() {
     }
     assert!(child.wait().unwrap().success());
     assert!(
-        delays.len() >= 6,
+        delays.len() >= 18,
         "only {} probes: {delays:?}",
         delays.len()
     );
     assert!(
-        delays.iter().all(|&d| (0.0..150.0).contains(&d)),
+        mostly_under(&delays, 110.0),
         "probes printed this long (ms) after their capture on a terminal: {delays:?}"
     );
 }
