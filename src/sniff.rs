@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::io::{self, IsTerminal, Write};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,10 +21,14 @@ use crate::privilege::Unprivileged;
 use crate::report::text::status_line;
 use crate::report::Reporter;
 
-/// How long to wait for a packet before letting time pass in the engine:
-/// with nothing captured, `unanswered` is judged this late at most (on top
-/// of the delivery delay), and a quiet interface costs four wakeups a second.
+/// The longest wait for packets when no self-pipe can end it for a signal:
+/// then the loop wakes this often to look at the flags (four times a second
+/// on a quiet interface, where it otherwise sleeps, as tcpdump does).
 const TICK: Duration = Duration::from_millis(250);
+
+/// The longest wait for packets in any case (the engine's sweep for silent
+/// connections comes every minute anyway).
+const LONGEST_WAIT: Duration = Duration::from_secs(60);
 
 fn micros(seconds: f64) -> Micros {
     (seconds * 1e6) as Micros
@@ -44,7 +49,7 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
         Err(e) => return Ok(RunEnd { errors: vec![e] }),
     };
     // Before the line below, which tells a script that SIGUSR1 is safe.
-    let status = status_flag();
+    let signals = Signals::register(&mut cap);
     // Like tcpdump, say on stderr what is being captured once it is.
     eprintln!(
         "kaprobe: listening on {}, link-type {}, snapshot length {} bytes, filter '{}'",
@@ -73,7 +78,8 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
     // what was captured before the stop is still to be read.
     let mut drain = true;
     loop {
-        if stop.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
+        let stopped = stop.load(Ordering::SeqCst) || signals.stop.load(Ordering::SeqCst);
+        if stopped || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
         if full() || reporter.failed() {
@@ -84,7 +90,8 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
             events.set(events.get() + u64::from(matches!(o, Output::Event(_))));
             reporter.output(o);
         };
-        let got = cap.dispatch(TICK, |frame| {
+        let wait = packet_wait(engine.due().saturating_add(lag), deadline, signals.wake);
+        let got = cap.dispatch(wait, |frame| {
             // -c: the rest of the batch is not looked at (nor saved)
             if full() {
                 return false;
@@ -108,7 +115,7 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
             }
         }
         reporter.flush();
-        if status.swap(false, Ordering::Relaxed) {
+        if signals.status.swap(false, Ordering::Relaxed) {
             let open = engine.table_len();
             let line = status_line(&engine.totals, open, &cap.stats());
             // Not eprintln!: a closed stderr must not end the capture.
@@ -173,12 +180,60 @@ fn print_list(list: Result<Vec<String>, LiveError>, out: &mut dyn Write) -> io::
     }
 }
 
-/// Set by SIGUSR1: print the counters so far on stderr, as tcpdump does.
-fn status_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    // Without it, SIGUSR1 keeps its default action and ends the process.
-    let _ = signal_hook::flag::register(signal_hook::consts::SIGUSR1, flag.clone());
-    flag
+/// What signals ask of the capture loop.
+struct Signals {
+    /// SIGINT, SIGTERM, SIGHUP: stop. `main`'s Ctrl-C handler says so too,
+    /// but from a thread of its own, maybe only after the loop has woken.
+    stop: Arc<AtomicBool>,
+    /// SIGUSR1: print the counters so far on stderr, as tcpdump does.
+    status: Arc<AtomicBool>,
+    /// Each of these signals also ends the wait for packets, through a
+    /// self-pipe: the loop need not wake up to look at the flags.
+    wake: bool,
+}
+
+impl Signals {
+    fn register(cap: &mut LiveCapture) -> Signals {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+        let (stop, status) = (Arc::default(), Arc::default());
+        // Without it, SIGUSR1 keeps its default action and ends the process.
+        let _ = signal_hook::flag::register(SIGUSR1, Arc::clone(&status));
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
+            let _ = signal_hook::flag::register(signal, Arc::clone(&stop));
+        }
+        // After the flags: a signal's handler runs its actions in the order
+        // they were registered, so a wakeup finds its flag already set.
+        let wake = UnixStream::pair().is_ok_and(|(read, write)| {
+            let registered = [SIGINT, SIGTERM, SIGHUP, SIGUSR1]
+                .into_iter()
+                .all(|signal| {
+                    let write = write.try_clone();
+                    write.is_ok_and(|w| signal_hook::low_level::pipe::register(signal, w).is_ok())
+                });
+            let ready = registered && read.set_nonblocking(true).is_ok();
+            if ready {
+                cap.wake_on(read);
+            }
+            ready
+        });
+        Signals { stop, status, wake }
+    }
+}
+
+/// How long to wait for packets: until `due` (wall-clock microseconds), when
+/// the engine has something to judge without them, or the end of
+/// `--duration`; without a self-pipe to `wake` the loop for a signal, no
+/// longer than [`TICK`].
+fn packet_wait(due: Micros, deadline: Option<Instant>, wake: bool) -> Duration {
+    let until_due = due.saturating_sub(wall_clock()).max(0) as u64;
+    let mut wait = Duration::from_micros(until_due).min(LONGEST_WAIT);
+    if !wake {
+        wait = wait.min(TICK);
+    }
+    if let Some(end) = deadline {
+        wait = wait.min(end.saturating_duration_since(Instant::now()));
+    }
+    wait
 }
 
 /// The capture open and, with -Z, root given up; or the one-line error.

@@ -824,6 +824,60 @@ fn sniff_prints_its_counters_on_sigusr1_and_goes_on() {
     assert_eq!(lines.last().unwrap()["type"], "summary");
 }
 
+/// On a quiet interface sniff sleeps, as tcpdump does: no wakeup while
+/// nothing is captured and nothing is due (it used to look at its signal
+/// flags four times a second). Signals still end the sleep at once: SIGUSR1
+/// prints the counters, SIGTERM ends the capture with the report.
+#[test]
+fn sniff_sleeps_on_a_quiet_interface_and_still_answers_signals() {
+    if !privileged("sniff_sleeps_on_a_quiet_interface_and_still_answers_signals") {
+        return;
+    }
+    let net = Net::new();
+    let mut sniff = Sniff::start(&net, &net.a, &net.a_if, &[]);
+    let pid = sniff.child.id();
+    // The main thread's count (the thread group leader's line in status).
+    let wakeups = || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("voluntary_ctxt_switches:"))
+            .unwrap()
+            .to_string();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    thread::sleep(Duration::from_millis(500));
+    let before = wakeups();
+    thread::sleep(Duration::from_secs(3));
+    let slept = wakeups() - before;
+    assert!(slept <= 1, "{slept} wakeups in 3 s on a quiet interface");
+    let signal = |name: &str| {
+        let pid = pid.to_string();
+        Command::new("kill").args([name, &pid]).status().unwrap();
+    };
+    signal("-USR1");
+    let printed = wait_for(Duration::from_secs(2), || {
+        !sniff.errors.lock().unwrap().is_empty()
+    });
+    assert!(printed, "nothing on stderr within 2 s of SIGUSR1");
+    let status = sniff.errors.lock().unwrap()[0].clone();
+    assert!(status.contains("0 connections tracked"), "{status}");
+    signal("-TERM");
+    let mut exit = None;
+    wait_for(Duration::from_secs(2), || {
+        exit = sniff.child.try_wait().unwrap();
+        exit.is_some()
+    });
+    assert_eq!(exit.map(|e| e.code()), Some(Some(0)), "2 s after SIGTERM");
+    sniff.reader.take().unwrap().join().unwrap();
+    let lines = sniff.lines.lock().unwrap();
+    assert_eq!(lines.last().unwrap().0["type"], "summary");
+}
+
 /// Runs kaprobe with `args`, which must fail with one line and exit 2; the line.
 fn one_line_error(args: &[&str]) -> String {
     let out = Command::new(kaprobe()).args(args).output().unwrap();

@@ -20,6 +20,7 @@
 //! Ctrl-C must still work.
 
 use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use pcap::{Active, BreakLoop, Capture, Device, Linktype, Packet, PacketHeader};
@@ -120,6 +121,9 @@ pub struct LiveCapture {
     breaker: BreakLoop,
     /// A break was asked for and libpcap has not reported it yet.
     breaking: bool,
+    /// Read end of a self-pipe that ends a wait early (see
+    /// [`LiveCapture::wake_on`]).
+    wake: Option<UnixStream>,
 }
 
 /// How long the kernel may hold a block of packets (see [`DELIVERY_DELAY`]).
@@ -184,6 +188,7 @@ impl LiveCapture {
             },
             breaker,
             breaking: false,
+            wake: None,
         })
     }
 
@@ -296,10 +301,19 @@ impl LiveCapture {
     /// another block, so this costs one `poll` per block, where reading
     /// again until libpcap finds the ring empty cost a second one.
     fn readable(&mut self, wait: Duration) -> Result<bool, LiveError> {
-        readable_within(self.cap.as_fd(), wait).map_err(|e| LiveError::Read {
+        let wake = self.wake.as_ref().map(|w| w.as_fd());
+        readable_within(self.cap.as_fd(), wake, wait).map_err(|e| LiveError::Read {
             iface: self.iface.clone(),
             reason: e.to_string(),
         })
+    }
+
+    /// End every wait for packets early when `wake` (the non-blocking read
+    /// end of a signal's self-pipe) has something to read: the caller can
+    /// then wait as long as it has nothing to do and still see a signal at
+    /// once.
+    pub fn wake_on(&mut self, wake: UnixStream) {
+        self.wake = Some(wake);
     }
 
     /// libpcap's counters so far.

@@ -10,6 +10,7 @@ mod prefetch;
 mod savefiles;
 mod socket;
 
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 use pcap::{BpfProgram, Capture, Offline};
@@ -177,19 +178,38 @@ pub fn wall_clock() -> Micros {
 }
 
 /// Whether `fd` has something to read within `wait`. A signal ending the
-/// wait early counts as "nothing yet", so that Ctrl-C is seen promptly.
+/// wait early counts as "nothing yet", so that Ctrl-C is seen promptly, and
+/// so does `wake` becoming readable (a signal's self-pipe: signals do not
+/// always interrupt `poll`, as they may be delivered to another thread).
 fn readable_within(
-    fd: std::os::fd::BorrowedFd<'_>,
+    fd: BorrowedFd<'_>,
+    wake: Option<BorrowedFd<'_>>,
     wait: std::time::Duration,
 ) -> nix::Result<bool> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let millis = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    // Rounded up: a wait of a fraction of a millisecond must not become a
+    // busy loop of `poll(0)` until the time comes.
+    let millis = u16::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u16::MAX);
+    let mut fds = vec![PollFd::new(fd, PollFlags::POLLIN)];
+    fds.extend(wake.map(|w| PollFd::new(w, PollFlags::POLLIN)));
     match poll(&mut fds, PollTimeout::from(millis)) {
-        Ok(n) => Ok(n > 0),
+        Ok(_) => {
+            if let Some(w) = wake.filter(|_| fds[1].any().unwrap_or(true)) {
+                drain(w);
+            }
+            // Flags nix does not know: let the read find out what they mean.
+            Ok(fds[0].any().unwrap_or(true))
+        }
         Err(nix::errno::Errno::EINTR) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Empty a non-blocking self-pipe, so that it wakes `poll` again only for
+/// the next signal.
+fn drain(pipe: BorrowedFd<'_>) {
+    let mut bytes = [0u8; 64];
+    while nix::unistd::read(pipe, &mut bytes).is_ok_and(|n| n > 0) {}
 }
 
 /// Capture times are kept within ±2^61 µs (some 73,000 years either side of

@@ -161,7 +161,7 @@ impl PacketSocket {
     }
 
     fn readable(&self, wait: Duration) -> Result<bool, LiveError> {
-        readable_within(self.fd.as_fd(), wait).map_err(|e| read_error(&self.iface, e))
+        readable_within(self.fd.as_fd(), None, wait).map_err(|e| read_error(&self.iface, e))
     }
 
     /// Close the socket without making this process wait for the kernel.

@@ -241,6 +241,13 @@ impl Engine {
         }
     }
 
+    /// The capture time from which [`Engine::tick`] has something to do (a
+    /// grace period running out, a closed connection to drop, the sweep for
+    /// silent ones): a live capture with no packets can sleep until then.
+    pub fn due(&self) -> Micros {
+        self.due
+    }
+
     /// Connections currently in the table.
     pub fn table_len(&self) -> usize {
         self.conns.len() + self.closing.len()
