@@ -6,59 +6,19 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
+use super::stamp::{self, Style};
 use super::{ConnectionReport, ProberReport, Verdict};
 use crate::engine::Totals;
 use crate::flow::Micros;
 use crate::keepalive::{Event, EventKind};
 use crate::wire::AddrText;
 
-/// Room for any time chrono writes ("+262142-12-31T23:59:59.999999Z").
-const TIME_LEN: usize = 32;
-
-/// RFC 3339 in UTC with microseconds, e.g. `2026-11-22T18:30:23.123456Z`,
-/// as chrono writes it, written into `buf`; `None` where chrono has no date
-/// (the field then holds the microseconds, see [`Time`]).
-///
-/// chrono formats the date and time of day once per second (kept here for
-/// the next call: lines come in time order, so many share a second), and
-/// the microseconds are appended digit by digit. Formatting all of it with
-/// chrono for every line was a tenth of `analyze --json`'s output time.
-fn rfc3339_into(us: Micros, buf: &mut [u8; TIME_LEN]) -> Option<&str> {
-    thread_local! {
-        static SECOND: std::cell::RefCell<(i64, String)> =
-            const { std::cell::RefCell::new((i64::MIN, String::new())) };
-    }
-    let (second, micros) = (us.div_euclid(1_000_000), us.rem_euclid(1_000_000));
-    let len = SECOND.with_borrow_mut(|(cached, prefix)| {
-        if *cached != second {
-            let t = chrono::DateTime::from_timestamp(second, 0)?;
-            let whole = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            *prefix = whole.trim_end_matches('Z').to_string();
-            *cached = second;
-        }
-        let len = prefix.len() + 8;
-        let out = buf.get_mut(..len)?;
-        let (date, rest) = out.split_at_mut(prefix.len());
-        date.copy_from_slice(prefix.as_bytes());
-        rest[0] = b'.';
-        let mut n = micros;
-        for d in rest[1..7].iter_mut().rev() {
-            *d = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-        rest[7] = b'Z';
-        Some(len)
-    })?;
-    // chrono's text, ASCII digits, '.' and 'Z': always UTF-8.
-    std::str::from_utf8(&buf[..len]).ok()
-}
-
 /// A time for a JSON field, written without an intermediate `String`.
 struct Time(Micros);
 
 impl Serialize for Time {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match rfc3339_into(self.0, &mut [0; TIME_LEN]) {
+        match stamp::write(self.0, Style::Rfc3339, &mut [0; stamp::LEN]) {
             Some(text) => serializer.serialize_str(text),
             None => serializer.collect_str(&self.0),
         }
@@ -376,34 +336,8 @@ mod tests {
 
     /// The text of a time field.
     fn rfc3339(us: Micros) -> String {
-        let mut buf = [0; TIME_LEN];
-        rfc3339_into(us, &mut buf).map_or_else(|| us.to_string(), str::to_owned)
-    }
-
-    fn chrono_rfc3339(us: Micros) -> String {
-        chrono::DateTime::from_timestamp_micros(us)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-            .unwrap_or_else(|| us.to_string())
-    }
-
-    #[test]
-    fn rfc3339_edges_are_chronos() {
-        for us in [
-            0,
-            1,
-            999_999,
-            1_000_000,
-            -1,
-            -1_000_000,
-            -1_000_001,
-            1_796_193_566_072_325,
-            253_402_300_799_999_999, // 9999-12-31T23:59:59.999999
-            253_402_300_800_000_000, // year 10000
-            crate::capture::TIME_LIMIT,
-            -crate::capture::TIME_LIMIT,
-        ] {
-            assert_eq!(rfc3339(us), chrono_rfc3339(us), "{us}");
-        }
+        let mut buf = [0; stamp::LEN];
+        stamp::write(us, Style::Rfc3339, &mut buf).map_or_else(|| us.to_string(), str::to_owned)
     }
 
     /// A time field is the JSON string of its text, also where chrono has
@@ -440,21 +374,6 @@ mod tests {
         fn addr_fields_are_std_text(a in any_socket_addr()) {
             let field = serde_json::to_string(&Addr(a)).unwrap();
             prop_assert_eq!(field, serde_json::to_string(&a.to_string()).unwrap());
-        }
-
-        /// Any capture time, in any order (the cached second changes back
-        /// and forth), formats as chrono formats it.
-        #[test]
-        fn rfc3339_is_chronos(times in proptest::collection::vec(
-            prop_oneof![
-                -crate::capture::TIME_LIMIT..crate::capture::TIME_LIMIT,
-                1_700_000_000_000_000i64..1_700_000_005_000_000,
-            ],
-            1..20,
-        )) {
-            for us in times {
-                prop_assert_eq!(rfc3339(us), chrono_rfc3339(us));
-            }
         }
     }
 }

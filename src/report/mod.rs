@@ -7,6 +7,7 @@
 mod hints;
 pub mod json;
 mod reporter;
+mod stamp;
 mod stats;
 pub mod text;
 

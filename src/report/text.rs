@@ -2,30 +2,47 @@
 //! connections and a summary line. Colour is decided by the caller
 //! (`colored::control`), so this module only says what is red and what green.
 
+use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 
 use colored::{ColoredString, Colorize};
 
 use super::json::Summary;
+use super::stamp::{self, Style};
 use super::{median, ConnectionReport, ProberReport, Verdict};
 use crate::capture::LiveStats;
 use crate::engine::Totals;
 use crate::flow::Micros;
 use crate::keepalive::{Event, EventKind};
+use crate::wire::AddrText;
 
-/// `2026-11-22 18:30:23.123456` (UTC), the way a person reads a log.
-pub fn clock(us: Micros) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
-        .unwrap_or_else(|| us.to_string())
+/// `2026-11-22 18:30:23.123456` (UTC), the way a person reads a log; the
+/// microseconds where there is no such date.
+fn write_clock(out: &mut String, us: Micros) {
+    match stamp::write(us, Style::Log, &mut [0; stamp::LEN]) {
+        Some(text) => out.push_str(text),
+        None => {
+            let _ = write!(out, "{us}");
+        }
+    }
 }
 
 fn duration(us: Option<Micros>) -> String {
-    match us {
-        None => "-".into(),
-        Some(us) if us.abs() < 1_000 => format!("{us} us"),
-        Some(us) if us.abs() < 1_000_000 => format!("{:.2} ms", us as f64 / 1e3),
-        Some(us) => format!("{:.1} s", us as f64 / 1e6),
+    Span(us).to_string()
+}
+
+/// A duration as the report writes it: `-`, `850 us`, `1.25 ms`, `75.0 s`.
+struct Span(Option<Micros>);
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => f.write_str("-"),
+            Some(us) if us.abs() < 1_000 => write!(f, "{us} us"),
+            Some(us) if us.abs() < 1_000_000 => write!(f, "{:.2} ms", us as f64 / 1e3),
+            Some(us) => write!(f, "{:.1} s", us as f64 / 1e6),
+        }
     }
 }
 
@@ -40,42 +57,78 @@ pub fn paint_verdict(v: Verdict) -> ColoredString {
 }
 
 /// One line for one event.
+///
+/// Written piece by piece into one string, the numbers and IPv4 addresses
+/// without `fmt`: through it, an event cost ~5,300 instructions (callgrind
+/// of a live sniff), twice what the engine spends on a packet.
 pub fn event_line(e: &Event, file: &str) -> String {
-    let kind = match e.kind {
-        EventKind::Keepalive => e.kind.name().cyan(),
-        EventKind::KeepaliveAck => e.kind.name().green(),
-        EventKind::KeepaliveRst | EventKind::Dead => e.kind.name().red().bold(),
-        _ => e.kind.name().yellow(),
-    };
-    let mut line = format!(
-        "{}  {}#{:<6} {:<21} {} > {}",
-        clock(e.time),
-        file,
-        e.frame,
-        kind,
-        e.src,
-        e.dst
-    );
+    let mut line = String::with_capacity(160);
+    write_clock(&mut line, e.time);
+    line.push_str("  ");
+    line.push_str(file);
+    line.push('#');
+    push_padded(&mut line, itoa::Buffer::new().format(e.frame), 6);
+    line.push(' ');
+    push_kind(&mut line, e.kind);
+    line.push(' ');
+    push_addr(&mut line, e.src);
+    line.push_str(" > ");
+    push_addr(&mut line, e.dst);
     if !matches!(e.kind, EventKind::Unanswered | EventKind::Dead) {
-        line.push_str(&format!("  len {}", e.len));
+        line.push_str("  len ");
+        line.push_str(itoa::Buffer::new().format(e.len));
     }
-    match (e.kind, e.rtt, e.probe_frame) {
-        (EventKind::Unanswered, _, Some(probe)) => line.push_str(&format!(
+    let _ = match (e.kind, e.rtt, e.probe_frame) {
+        (EventKind::Unanswered, _, Some(probe)) => write!(
+            line,
             "  probe #{probe} unanswered ({} in a row)",
             e.unanswered.unwrap_or(1)
-        )),
-        (EventKind::Dead, _, _) => line.push_str(&format!(
+        ),
+        (EventKind::Dead, _, _) => write!(
+            line,
             "  gave up after {} unanswered probes (idle {}, interval {})",
             e.unanswered.unwrap_or(0),
-            duration(e.idle),
-            duration(e.interval)
-        )),
+            Span(e.idle),
+            Span(e.interval)
+        ),
         (_, Some(rtt), Some(probe)) => {
-            line.push_str(&format!("  rtt {} (probe #{probe})", duration(Some(rtt))))
+            write!(line, "  rtt {} (probe #{probe})", Span(Some(rtt)))
         }
-        _ => {}
-    }
+        _ => Ok(()),
+    };
     line
+}
+
+/// `text` left-aligned in `width` columns (ASCII, `width` at most 21), as
+/// `{:<width}` pads it.
+fn push_padded(line: &mut String, text: &str, width: usize) {
+    const SPACES: &str = "                     ";
+    line.push_str(text);
+    line.push_str(&SPACES[..width.saturating_sub(text.len()).min(SPACES.len())]);
+}
+
+/// The event's name in 21 columns, in its colour when there is colour.
+fn push_kind(line: &mut String, kind: EventKind) {
+    let name = kind.name();
+    if !colored::control::SHOULD_COLORIZE.should_colorize() {
+        return push_padded(line, name, 21);
+    }
+    let painted = match kind {
+        EventKind::Keepalive => name.cyan(),
+        EventKind::KeepaliveAck => name.green(),
+        EventKind::KeepaliveRst | EventKind::Dead => name.red().bold(),
+        _ => name.yellow(),
+    };
+    let _ = write!(line, "{painted:<21}");
+}
+
+fn push_addr(line: &mut String, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(v4) => line.push_str(AddrText::v4(v4, &mut [0; 21])),
+        SocketAddr::V6(_) => {
+            let _ = write!(line, "{addr}");
+        }
+    }
 }
 
 const HEADER: [&str; 11] = [
@@ -386,5 +439,71 @@ mod tests {
              120 frames, 7 connections tracked; 9 probes, 5 ACKed, 1 answered by RST, \
              3 unanswered, 2 dead"
         );
+    }
+
+    /// Each form of event line, as the README shows them: columns padded as
+    /// `{:<6}` and `{:<21}` pad them, wider values pushing on, IPv6 in
+    /// brackets, and each kind's own ending.
+    #[test]
+    fn event_lines_are_as_the_readme_shows() {
+        colored::control::set_override(false);
+        let v4 = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let probe = Event {
+            kind: EventKind::Keepalive,
+            file: 0,
+            frame: 11,
+            time: 1_795_375_761_377_705,
+            src: v4("192.0.2.1:57838"),
+            dst: v4("192.0.2.2:5432"),
+            seq: 0,
+            ack: 0,
+            len: 0,
+            rtt: None,
+            probe_frame: None,
+            unanswered: None,
+            idle: None,
+            interval: None,
+        };
+        let lines = [
+            (probe.clone(), "2026-11-22 19:29:21.377705  #11     keepalive             192.0.2.1:57838 > 192.0.2.2:5432  len 0"),
+            (
+                Event {
+                    kind: EventKind::KeepaliveAck,
+                    frame: 1_234_567,
+                    src: v4("[2001:db8::2]:5432"),
+                    dst: v4("[2001:db8::1]:57838"),
+                    rtt: Some(1_250),
+                    probe_frame: Some(1_234_566),
+                    ..probe.clone()
+                },
+                "2026-11-22 19:29:21.377705  #1234567 keepalive_ack         [2001:db8::2]:5432 > [2001:db8::1]:57838  len 0  rtt 1.25 ms (probe #1234566)",
+            ),
+            (
+                Event {
+                    kind: EventKind::Unanswered,
+                    frame: 12,
+                    probe_frame: Some(12),
+                    unanswered: Some(1),
+                    ..probe.clone()
+                },
+                "2026-11-22 19:29:21.377705  #12     unanswered            192.0.2.1:57838 > 192.0.2.2:5432  probe #12 unanswered (1 in a row)",
+            ),
+            (
+                Event {
+                    kind: EventKind::Dead,
+                    frame: 15,
+                    unanswered: Some(3),
+                    idle: Some(2_000_000),
+                    interval: Some(1_000_000),
+                    ..probe.clone()
+                },
+                "2026-11-22 19:29:21.377705  #15     dead                  192.0.2.1:57838 > 192.0.2.2:5432  gave up after 3 unanswered probes (idle 2.0 s, interval 1.0 s)",
+            ),
+        ];
+        for (event, line) in lines {
+            assert_eq!(event_line(&event, ""), line);
+        }
+        let named = event_line(&probe, "a.pcap ");
+        assert!(named.contains("  a.pcap #11     keepalive  "), "{named}");
     }
 }

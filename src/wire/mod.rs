@@ -113,21 +113,15 @@ impl std::fmt::Display for AddrText {
 }
 
 /// `n` in decimal at the start of `out` (which has room for it); returns
-/// how many bytes.
+/// how many bytes. Written in place, its length known first: through a
+/// buffer of its own and a copy, an IPv4 endpoint cost ~400 instructions.
 fn decimal(out: &mut [u8], n: u32) -> usize {
-    let mut digits = [0u8; 10];
-    let mut at = digits.len();
+    let len = n.checked_ilog10().map_or(1, |digits| digits as usize + 1);
     let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
+    for d in out[..len].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
         n /= 10;
-        if n == 0 {
-            break;
-        }
     }
-    let len = digits.len() - at;
-    out[..len].copy_from_slice(&digits[at..]);
     len
 }
 
