@@ -190,9 +190,12 @@ fn readable_within(
     // Rounded up: a wait of a fraction of a millisecond must not become a
     // busy loop of `poll(0)` until the time comes.
     let millis = u16::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u16::MAX);
-    let mut fds = vec![PollFd::new(fd, PollFlags::POLLIN)];
-    fds.extend(wake.map(|w| PollFd::new(w, PollFlags::POLLIN)));
-    match poll(&mut fds, PollTimeout::from(millis)) {
+    // Without `wake`, only the first entry is polled (no allocation: this
+    // runs for every block of packets).
+    let second = PollFd::new(wake.unwrap_or(fd), PollFlags::POLLIN);
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN), second];
+    let polled = if wake.is_some() { 2 } else { 1 };
+    match poll(&mut fds[..polled], PollTimeout::from(millis)) {
         Ok(_) => {
             if let Some(w) = wake.filter(|_| fds[1].any().unwrap_or(true)) {
                 drain(w);
