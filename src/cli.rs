@@ -146,18 +146,14 @@ pub struct SniffArgs {
     #[command(flatten)]
     pub output: OutputArgs,
     /// Interface to capture on (`any` for all, as Linux cooked SLL2), or its number in the -D list.
-    #[arg(
-        short,
-        long,
-        value_name = "IFACE",
-        required_unless_present = "list_interfaces"
-    )]
+    /// Without it, the first in the -D list, as tcpdump chooses.
+    #[arg(short, long, value_name = "IFACE")]
     pub interface: Option<String>,
     /// List the interfaces that can be captured on, and exit.
     #[arg(short = 'D', long)]
     pub list_interfaces: bool,
-    /// List the link types the -i interface offers (for -y), and exit.
-    #[arg(short = 'L', long = "list-data-link-types", requires = "interface")]
+    /// List the link types the -i interface (or the default one) offers (for -y), and exit.
+    #[arg(short = 'L', long = "list-data-link-types")]
     pub list_link_types: bool,
     /// Capture with this link type (as tcpdump's -y), e.g. LINUX_SLL on `any`
     /// for a -w file that tools without SLL2 support can read; -L lists them.

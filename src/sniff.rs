@@ -40,8 +40,8 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
         return print_list(list_interfaces(), out);
     }
     if args.list_link_types {
-        let listed = resolve_interface(args.interface.as_deref().unwrap_or_default())
-            .and_then(|iface| list_link_types(&iface));
+        let listed =
+            resolve_interface(args.interface.as_deref()).and_then(|iface| list_link_types(&iface));
         return print_list(listed, out);
     }
     let (opts, mut cap) = match start(args) {
@@ -238,8 +238,7 @@ fn packet_wait(due: Micros, deadline: Option<Instant>, wake: bool) -> Duration {
 
 /// The capture open and, with -Z, root given up; or the one-line error.
 fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
-    let interface = resolve_interface(args.interface.as_deref().unwrap_or_default())
-        .map_err(|e| e.to_string())?;
+    let interface = resolve_interface(args.interface.as_deref()).map_err(|e| e.to_string())?;
     // Looked up before the capture opens: a misspelt user captures nothing.
     let user = args
         .relinquish_privileges

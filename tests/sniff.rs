@@ -29,10 +29,17 @@ struct Sniff {
 
 impl Sniff {
     fn start(net: &Net, ns: &str, iface: &str, extra: &[&str]) -> Sniff {
+        let mut args = vec!["-i", iface];
+        args.extend_from_slice(extra);
+        Sniff::with(net, ns, &args)
+    }
+
+    /// `kaprobe sniff --json --grace 0.5 ARGS` in `ns`, once it listens.
+    fn with(net: &Net, ns: &str, args: &[&str]) -> Sniff {
         let mut child = net
             .cmd(ns, kaprobe())
-            .args(["sniff", "-i", iface, "--json", "--grace", "0.5"])
-            .args(extra)
+            .args(["sniff", "--json", "--grace", "0.5"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -936,6 +943,39 @@ fn sniff_takes_an_interface_by_its_number_in_the_list() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(summary["interface"], "lo", "{summary}");
+}
+
+/// No `-i`: as tcpdump, the first interface in `sniff -D`'s list (libpcap
+/// puts those up and not loopback first: here the namespace's veth), and the
+/// probes on it are seen.
+#[test]
+fn sniff_without_i_takes_the_first_interface_in_the_list() {
+    if !privileged("sniff_without_i_takes_the_first_interface_in_the_list") {
+        return;
+    }
+    let net = Net::new();
+    let list = net
+        .cmd(&net.a, kaprobe())
+        .args(["sniff", "-D"])
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    let first = list
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("1."))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("no first interface in the list:\n{list}"));
+    assert_eq!(first, net.a_if, "the veth leads the list:\n{list}");
+    let _server = net.peer(&net.b, &["server", B4, "7012"]);
+    let sniff = Sniff::with(&net, &net.a, &[]);
+    let banner = format!("kaprobe: listening on {first}, link-type EN10MB");
+    assert!(sniff.banner.starts_with(&banner), "{}", sniff.banner);
+    let _client = probing_client(&net, B4, "7012");
+    sniff.wait_for("keepalive_ack", 2, 10);
+    let lines = sniff.interrupt();
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["interface"], first, "{summary}");
 }
 
 #[test]

@@ -69,6 +69,8 @@ pub enum LiveError {
     Read { iface: String, reason: String },
     #[error("cannot list interfaces: {0}")]
     List(String),
+    #[error("no interface to capture on: libpcap lists none (run as root to see them all, or name one with -i)")]
+    NoInterface,
     #[error("no interface number {number}: kaprobe sniff -D lists {count}")]
     NoSuchNumber { number: usize, count: usize },
     #[error("unknown link type '{0}': name it as tcpdump -y does, e.g. EN10MB or LINUX_SLL (kaprobe sniff -L -i IFACE lists what IFACE offers)")]
@@ -445,15 +447,29 @@ fn open_error(iface: &str, err: &pcap::Error) -> LiveError {
     }
 }
 
-/// The interface `-i` names: as tcpdump, a number is the interface of that
-/// number in `-D`'s list, unless an interface has the number as its name.
-pub fn resolve_interface(arg: &str) -> Result<String, LiveError> {
+/// The interface `-i` names, or the default without it: as tcpdump, a number
+/// is the interface of that number in `-D`'s list, unless an interface has
+/// the number as its name.
+pub fn resolve_interface(arg: Option<&str>) -> Result<String, LiveError> {
+    let Some(arg) = arg else {
+        return default_interface();
+    };
     if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(arg.to_string());
     }
     let devices = Device::list().map_err(|e| LiveError::List(pcap_text(&e)))?;
     let names: Vec<&str> = devices.iter().map(|d| d.name.as_str()).collect();
     by_number(arg, &names)
+}
+
+/// No `-i`: the first interface in `-D`'s list, as tcpdump takes (libpcap
+/// puts those that are up and not loopback first).
+fn default_interface() -> Result<String, LiveError> {
+    match Device::lookup() {
+        Ok(Some(device)) => Ok(device.name),
+        Ok(None) => Err(LiveError::NoInterface),
+        Err(e) => Err(LiveError::List(pcap_text(&e))),
+    }
 }
 
 /// `arg` (all digits) against the interface names in `-D`'s order.
