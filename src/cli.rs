@@ -173,7 +173,8 @@ pub struct SniffArgs {
     /// far more CPU on a busy interface.
     #[arg(long)]
     pub immediate_mode: bool,
-    /// Also write every captured packet to this pcap file.
+    /// Also write every captured packet to this pcap file; `-` writes them to
+    /// standard output (as tcpdump -w -), and the events and report go to standard error.
     #[arg(short = 'w', long, value_name = "FILE")]
     pub write: Option<PathBuf>,
     /// With -w, start a new file (FILE1, FILE2, ...) when the current one is
@@ -214,6 +215,14 @@ pub struct SniffArgs {
     /// tcpdump-style filter, ANDed with `tcp`, e.g. `port 5432`.
     #[arg(value_name = "FILTER", trailing_var_arg = true)]
     pub filter: Vec<String>,
+}
+
+impl SniffArgs {
+    /// `-w -`: the packets take standard output, so the events and the
+    /// report go to standard error.
+    pub fn packets_to_stdout(&self) -> bool {
+        self.write.as_deref() == Some(std::path::Path::new("-"))
+    }
 }
 
 #[derive(Args, Debug)]

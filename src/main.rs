@@ -34,6 +34,12 @@ fn main() -> ExitCode {
             report::set_color(args.output.color, is_terminal);
             report_end(analyze::run(args, &stop_flag(), &mut out), out)
         }
+        Command::Sniff(args) if args.packets_to_stdout() => {
+            let stderr = io::stderr();
+            report::set_color(args.output.color, stderr.is_terminal());
+            let mut out = io::BufWriter::with_capacity(1 << 16, stderr.lock());
+            report_end(sniff::run(args, &stop_flag(), &mut out), out)
+        }
         Command::Sniff(args) => {
             report::set_color(args.output.color, is_terminal);
             report_end(sniff::run(args, &stop_flag(), &mut out), out)

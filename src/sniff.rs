@@ -109,7 +109,7 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
             // grace runs out on the clock, not only on the next packet.
             Ok(_) => engine.tick(wall_clock().saturating_sub(lag), &mut emit),
             Err(e) => {
-                errors.push(e.to_string());
+                failure(e, &mut errors);
                 drain = false;
                 break;
             }
@@ -149,20 +149,29 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
                 true
             });
             if let Err(e) = got {
-                errors.push(e.to_string());
+                failure(e, &mut errors);
                 break;
             }
         }
     }
     // A failed write has already stopped the loop and been said once.
     if let (true, Err(e)) = (errors.is_empty(), cap.flush_saved()) {
-        errors.push(e.to_string());
+        failure(e, &mut errors);
     }
     let stats = cap.stats();
     engine.finish(wall_clock(), &mut |o| reporter.output(o));
     reporter.set_capture_stats(stats);
     reporter.finish(&engine.totals, &errors)?;
     Ok(RunEnd { errors })
+}
+
+/// Keep `e` to report at the end, unless it is the reader of `-w -` going
+/// away: that ends the capture, as a closed pipe ends any report, without
+/// being a failure.
+fn failure(e: LiveError, errors: &mut Vec<String>) {
+    if !matches!(e, LiveError::StdoutClosed) {
+        errors.push(e.to_string());
+    }
 }
 
 /// `-D` and `-L`: the lines, or the one-line error.
@@ -262,7 +271,11 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
         filter,
         immediate: args.immediate_mode,
         // As tcpdump decides its read timeout: by where the output goes.
-        watched: io::stdout().is_terminal(),
+        watched: if args.packets_to_stdout() {
+            io::stderr().is_terminal()
+        } else {
+            io::stdout().is_terminal()
+        },
         link_type,
     };
     let save = args.write.as_ref().map(|path| SaveOptions {
@@ -271,6 +284,12 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
         file_count: args.file_count,
         every: args.rotate_seconds.map(|s| Duration::from_secs(s.into())),
     });
+    let numbered = args.file_size.is_some() || args.rotate_seconds.is_some();
+    if args.packets_to_stdout() && numbered {
+        return Err(
+            "-C and -G start new files: give -w a file name, not '-' (standard output)".into(),
+        );
+    }
     if let Some(save) = save.as_ref().filter(|s| s.every.is_some()) {
         check_time_pattern(&save.path)?;
     }

@@ -340,6 +340,153 @@ fn sniff_w_file_holds_exactly_what_sniff_analyzed() {
     assert_eq!(reports(&lines), reports(&offline));
 }
 
+/// kaprobe sniff `args` in namespace a, stdout to `stdout`, and the lines of
+/// its stderr as they come (with `-w -` the events and report are there).
+fn sniff_stderr(net: &Net, args: &[&str], stdout: Stdio) -> (Child, Arc<Mutex<Vec<String>>>) {
+    let mut child = net
+        .cmd(&net.a, kaprobe())
+        .arg("sniff")
+        .args(args)
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kaprobe sniff");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let err = BufReader::new(child.stderr.take().unwrap());
+    thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let listening = || {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("listening on"))
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), listening),
+        "sniff did not start"
+    );
+    (child, lines)
+}
+
+/// The exit status of `child` if it ends within `secs` seconds; otherwise
+/// it is killed, and `None`.
+fn exit_within(child: &mut Child, secs: u64) -> Option<i32> {
+    let mut exit = None;
+    wait_for(Duration::from_secs(secs), || {
+        exit = child.try_wait().unwrap();
+        exit.is_some()
+    });
+    if exit.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    exit.and_then(|e| e.code())
+}
+
+/// The JSON lines among `lines` (stderr also has kaprobe's own messages).
+fn json_lines(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+/// `-w -`, as tcpdump's: the packets are a pcap stream on stdout, which
+/// `analyze` reads to the probes sniff printed, on stderr, as they came.
+#[test]
+fn sniff_w_dash_streams_the_packets_on_stdout_and_the_events_on_stderr() {
+    if !privileged("sniff_w_dash_streams_the_packets_on_stdout_and_the_events_on_stderr") {
+        return;
+    }
+    let net = Net::new();
+    let pcap = temp("sniff-w-dash.pcap");
+    let file = std::fs::File::create(&pcap).unwrap();
+    let _server = net.peer(&net.b, &["server", B4, "7013"]);
+    let args = ["-i", &net.a_if, "--json", "-w", "-"];
+    let (mut child, lines) = sniff_stderr(&net, &args, Stdio::from(file));
+    let _client = probing_client(&net, B4, "7013");
+    let acks = || {
+        json_lines(&lines.lock().unwrap())
+            .iter()
+            .filter(|v| v["type"] == "keepalive_ack")
+            .count()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || acks() >= 3),
+        "{:?}",
+        lines.lock().unwrap()
+    );
+    signal(&child, "-INT");
+    assert_eq!(
+        exit_within(&mut child, 5),
+        Some(0),
+        "exit status after SIGINT"
+    );
+    let live = json_lines(&lines.lock().unwrap());
+    assert_eq!(live.last().unwrap()["type"], "summary", "{live:?}");
+    let offline = analyze_json(&pcap);
+    assert!(probe_events(&live).len() >= 6, "{live:?}");
+    assert_eq!(probe_events(&live), probe_events(&offline));
+}
+
+/// `-w -` whose reader goes away (`| head -c`, a viewer closed): the capture
+/// ends with the report on stderr and exit 0, as a closed pipe ends analyze.
+#[test]
+fn sniff_w_dash_ends_quietly_when_stdout_closes() {
+    if !privileged("sniff_w_dash_ends_quietly_when_stdout_closes") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7014"]);
+    let args = ["-i", &net.a_if, "--json", "-w", "-"];
+    let (mut child, lines) = sniff_stderr(&net, &args, Stdio::piped());
+    // Read in a thread: a header never written must fail the test, not
+    // hang it. The pipe closes when the thread ends.
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut header = [0u8; 24];
+        let read = std::io::Read::read_exact(&mut stdout, &mut header);
+        let _ = tx.send(read.map(|()| header));
+    });
+    let header = rx.recv_timeout(Duration::from_secs(5));
+    if header.is_err() {
+        let _ = child.kill();
+    }
+    let header = header.expect("the pcap header on stdout at once").unwrap();
+    assert_eq!(header[..4], [0xd4, 0xc3, 0xb2, 0xa1], "a pcap header first");
+    let _data = net.peer(
+        &net.a,
+        &[
+            "client",
+            B4,
+            "7014",
+            "--send-every",
+            "0.005",
+            "--hold",
+            "30",
+        ],
+    );
+    let exit = exit_within(&mut child, 5);
+    assert_eq!(exit, Some(0), "{:?}", lines.lock().unwrap());
+    let done = || {
+        json_lines(&lines.lock().unwrap())
+            .last()
+            .is_some_and(|v| v["type"] == "summary")
+    };
+    assert!(
+        wait_for(Duration::from_secs(2), done),
+        "{:?}",
+        lines.lock().unwrap()
+    );
+}
+
 #[test]
 fn sniff_over_ipv6_reports_alive_on_sigint() {
     if !privileged("sniff_over_ipv6_reports_alive_on_sigint") {
@@ -976,6 +1123,12 @@ fn sniff_without_i_takes_the_first_interface_in_the_list() {
     let lines = sniff.interrupt();
     let summary = lines.last().unwrap();
     assert_eq!(summary["interface"], first, "{summary}");
+}
+
+#[test]
+fn sniff_w_dash_with_c_is_one_clear_line() {
+    let err = one_line_error(&["sniff", "-i", "lo", "-w", "-", "-C", "1", "--duration", "1"]);
+    assert!(err.contains("give -w a file name, not '-'"), "{err}");
 }
 
 #[test]

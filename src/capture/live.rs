@@ -65,6 +65,10 @@ pub enum LiveError {
     Filter { expr: String, reason: String },
     #[error("cannot write {path}: {reason}")]
     Write { path: String, reason: String },
+    /// `-w -` and whatever read standard output has gone: the end of the
+    /// capture, as a closed pipe ends the report (not an error).
+    #[error("standard output was closed")]
+    StdoutClosed,
     #[error("capture on '{iface}' failed: {reason}")]
     Read { iface: String, reason: String },
     #[error("cannot list interfaces: {0}")]

@@ -46,7 +46,7 @@ impl SaveFiles {
         let base = stamped(&opts);
         let name = file_name(&base, opts.file_count, 0);
         let file = open(cap, &name)?;
-        Ok(SaveFiles {
+        let mut files = SaveFiles {
             opts,
             file,
             base,
@@ -54,7 +54,11 @@ impl SaveFiles {
             index: 0,
             written: FILE_HEADER,
             started: Instant::now(),
-        })
+        };
+        // The header at once: a reader of `-w -` (wireshark -k -i -) waits
+        // for it before it shows anything.
+        files.flush()?;
+        Ok(files)
     }
 
     /// Whether the next packet belongs in a new file: this one is full
@@ -115,6 +119,11 @@ fn open(cap: &Capture<Active>, name: &Path) -> Result<Savefile, LiveError> {
 }
 
 fn write_error(path: &Path, e: &pcap::Error) -> LiveError {
+    if let (true, pcap::Error::ErrnoError(errno)) = (path == Path::new("-"), e) {
+        if errno.0 == libc::EPIPE {
+            return LiveError::StdoutClosed;
+        }
+    }
     let path = path.display().to_string();
     let text = pcap_text(e);
     // libpcap names the file itself when it cannot open it.
