@@ -19,6 +19,7 @@ pub mod keepalive;
 pub mod poke;
 pub mod privilege;
 pub mod report;
+pub mod signals;
 pub mod sniff;
 pub mod wire;
 

@@ -6,14 +6,12 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use clap::Parser;
 
 use kaprobe::analyze::RunEnd;
 use kaprobe::cli::{Cli, Command, PokeArgs};
-use kaprobe::{analyze, capture, docs, poke, report, sniff};
+use kaprobe::{analyze, capture, docs, poke, report, signals, sniff};
 
 fn main() -> ExitCode {
     // Not a command of the interface: the helper process that `poke` starts
@@ -32,17 +30,17 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Analyze(args) => {
             report::set_color(args.output.color, is_terminal);
-            report_end(analyze::run(args, &stop_flag(), &mut out), out)
+            report_end(analyze::run(args, &signals::stop_flag(), &mut out), out)
         }
         Command::Sniff(args) if args.packets_to_stdout() => {
             let stderr = io::stderr();
             report::set_color(args.output.color, stderr.is_terminal());
             let mut out = io::BufWriter::with_capacity(1 << 16, stderr.lock());
-            report_end(sniff::run(args, &stop_flag(), &mut out), out)
+            report_end(sniff::run(args, &signals::stop_flag(), &mut out), out)
         }
         Command::Sniff(args) => {
             report::set_color(args.output.color, is_terminal);
-            report_end(sniff::run(args, &stop_flag(), &mut out), out)
+            report_end(sniff::run(args, &signals::stop_flag(), &mut out), out)
         }
         Command::Poke(args) => {
             report::set_color(args.color, is_terminal);
@@ -51,16 +49,6 @@ fn main() -> ExitCode {
         Command::Completions { shell } => generated(docs::completions(*shell, &mut out), out),
         Command::Man { command } => generated(docs::man(command.as_deref(), &mut out), out),
     }
-}
-
-/// Set by Ctrl-C or SIGTERM: analyze and sniff look at it as they read, stop,
-/// and still print their report. Without the handler (it cannot be set
-/// twice), Ctrl-C simply ends the process.
-fn stop_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let handler_flag = flag.clone();
-    let _ = ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst));
-    flag
 }
 
 fn generated(result: io::Result<()>, out: impl Write) -> ExitCode {

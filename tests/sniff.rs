@@ -1032,6 +1032,28 @@ fn sniff_sleeps_on_a_quiet_interface_and_still_answers_signals() {
     assert_eq!(lines.last().unwrap().0["type"], "summary");
 }
 
+/// Ctrl-C twice: the first asks for the report, which waits up to 0.4 s for
+/// the kernel's last block of packets; the second, within that wait, ends
+/// sniff at once, with 130 (the shell's status for SIGINT) and no report.
+#[test]
+fn sniff_ends_at_once_on_a_second_ctrl_c() {
+    if !privileged("sniff_ends_at_once_on_a_second_ctrl_c") {
+        return;
+    }
+    let net = Net::new();
+    let mut sniff = Sniff::start(&net, &net.a, &net.a_if, &[]);
+    signal(&sniff.child, "-INT");
+    thread::sleep(Duration::from_millis(50));
+    signal(&sniff.child, "-INT");
+    assert_eq!(exit_within(&mut sniff.child, 5), Some(130));
+    sniff.reader.take().unwrap().join().unwrap();
+    let lines = sniff.lines.lock().unwrap();
+    assert!(
+        lines.iter().all(|(v, _)| v["type"] != "summary"),
+        "{lines:?}"
+    );
+}
+
 /// Runs kaprobe with `args`, which must fail with one line and exit 2; the line.
 fn one_line_error(args: &[&str]) -> String {
     let out = Command::new(kaprobe()).args(args).output().unwrap();

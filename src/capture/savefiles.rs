@@ -55,9 +55,12 @@ impl SaveFiles {
             written: FILE_HEADER,
             started: Instant::now(),
         };
-        // The header at once: a reader of `-w -` (wireshark -k -i -) waits
-        // for it before it shows anything.
-        files.flush()?;
+        // The header at once to a reader of `-w -` (wireshark -k -i -), which
+        // waits for it before it shows anything. A file gets it with the first
+        // packets, so that a full disk stops a capture that has a report to give.
+        if files.name == Path::new("-") {
+            files.flush()?;
+        }
         Ok(files)
     }
 

@@ -23,8 +23,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::capture::{LiveError, PacketSocket};
@@ -238,14 +237,6 @@ fn transmit(
     Ok(())
 }
 
-/// Set by Ctrl-C or SIGTERM.
-fn stop_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let handler_flag = flag.clone();
-    let _ = ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst));
-    flag
-}
-
 /// Feed captured frames and timers to the sessions until all are decided.
 fn drive(
     sessions: &mut [Session],
@@ -253,7 +244,7 @@ fn drive(
     link: LinkType,
     sender: &mut RawSender,
 ) -> Result<(), PokeError> {
-    let stop = stop_flag();
+    let stop = crate::signals::stop_flag();
     let index: HashMap<(Endpoint, Endpoint), usize> = sessions
         .iter()
         .enumerate()
