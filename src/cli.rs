@@ -173,6 +173,14 @@ pub struct SniffArgs {
     /// far more CPU on a busy interface.
     #[arg(long)]
     pub immediate_mode: bool,
+    /// Events handed over as promptly as on a terminal (0.1 s) when the output
+    /// is a pipe or a file, as tcpdump's -l: for `kaprobe sniff -l | grep dead`.
+    #[arg(short = 'l', long)]
+    pub line_buffered: bool,
+    /// Taken, as tcpdump's -U, and changes nothing: the -w file already gets
+    /// each block of packets as soon as it is read.
+    #[arg(short = 'U', long)]
+    pub packet_buffered: bool,
     /// Also write every captured packet to this pcap file; `-` writes them to
     /// standard output (as tcpdump -w -), and the events and report go to standard error.
     #[arg(short = 'w', long, value_name = "FILE")]

@@ -271,11 +271,12 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
         filter,
         immediate: args.immediate_mode,
         // As tcpdump decides its read timeout: by where the output goes.
-        watched: if args.packets_to_stdout() {
-            io::stderr().is_terminal()
-        } else {
-            io::stdout().is_terminal()
-        },
+        watched: args.line_buffered
+            || if args.packets_to_stdout() {
+                io::stderr().is_terminal()
+            } else {
+                io::stdout().is_terminal()
+            },
         link_type,
     };
     let save = args.write.as_ref().map(|path| SaveOptions {

@@ -683,6 +683,24 @@ fn sniff_on_a_terminal_prints_events_within_a_tenth_of_a_second() {
     );
 }
 
+/// `-l`, as tcpdump's: into a pipe, events come as promptly as on a
+/// terminal (see the test above), not up to 0.2 s late.
+#[test]
+fn sniff_l_hands_events_to_a_pipe_as_to_a_terminal() {
+    if !privileged("sniff_l_hands_events_to_a_pipe_as_to_a_terminal") {
+        return;
+    }
+    let net = Net::new();
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &["-l"]);
+    let _peers = staggered_probing_clients(&net, 3);
+    sniff.wait_for("keepalive", 20, 15);
+    let delays = sniff.delays_ms("keepalive");
+    assert!(
+        mostly_under(&delays, 110.0),
+        "probes printed this long (ms) after their capture with -l: {delays:?}"
+    );
+}
+
 /// On loopback the kernel shows a capture every packet twice, going out and
 /// coming in; sniff has it skip the outgoing copy, so each packet passes the
 /// ring once (libpcap's `received` equals the frames read) and none is lost.
