@@ -33,6 +33,9 @@
 #                text (the default output: a line per event, the table at the end)
 #   KAPROBE=target/release/kaprobe  the binary to measure (another build, for a before/after)
 #   BUFFER_KIB=""  kernel capture buffer for both (kaprobe -B, tcpdump -B); empty: libpcap's 2 MiB
+#   REPEAT=1  runs of each rate; with more, a row per run and then, per rate, the
+#             medians of both tools' ns/p (use an odd count) and the verdict on those (the ratio of
+#             the two moves by ~10% from one run to the next on a 2-core VM)
 set -euo pipefail
 export LC_ALL=C
 
@@ -49,6 +52,7 @@ SENDERS=${SENDERS:-2}
 KAPROBE_ARGS=${KAPROBE_ARGS:-}
 BUFFER_KIB=${BUFFER_KIB:-}
 OUTPUT=${OUTPUT:-json}
+REPEAT=${REPEAT:-1}
 case $OUTPUT in
     json) OUT_ARGS=--json ;;
     text) OUT_ARGS= ;;
@@ -126,9 +130,14 @@ header=$(printf '%-5s %9s %7s | %9s %8s %6s %6s | %9s %8s %6s | %-17s %s' \
     rate offered pps kp_capt kp_drop kp_ns/p kp_ka td_capt td_drop td_ns/p verdict 'load before / after')
 rows=()
 
+medians=()
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 for rate in $RATES; do
+  kp_runs=() td_runs=()
+  for run in $(seq "$REPEAT"); do
     label=$rate
     [ "$rate" = 0 ] && label=max
+    [ "$REPEAT" = 1 ] || label=$label#$run
     say "rate $label: starting kaprobe and tcpdump in $NS"
     kp_out=$OUT/kaprobe-$label.$OUTPUT kp_err=$OUT/kaprobe-$label.err td_err=$OUT/tcpdump-$label.err
     load_before=$(loadavg)
@@ -187,6 +196,14 @@ for rate in $RATES; do
         "$load_before / $load_after")
     rows+=("$row")
     say "$row"
+    kp_runs+=("$kp_ns") td_runs+=("$td_ns")
+  done
+  if [ "$REPEAT" != 1 ]; then
+    kp_med=$(median "${kp_runs[@]}") td_med=$(median "${td_runs[@]}")
+    verdict=$([ "$kp_med" -le "$td_med" ] && echo ok || echo MORE)
+    medians+=("$(printf '%-5s  median of %s runs: kaprobe %s ns/p, tcpdump %s ns/p  cpu:%s' \
+        "${label%#*}" "$REPEAT" "$kp_med" "$td_med" "$verdict")")
+  fi
 done
 
 {
@@ -204,5 +221,9 @@ done
     echo
     echo "$header"
     printf '%s\n' "${rows[@]}"
+    if [ "${#medians[@]}" -gt 0 ]; then
+        echo
+        printf '%s\n' "${medians[@]}"
+    fi
 } | tee "$RESULTS"
 say "written to $RESULTS"

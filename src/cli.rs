@@ -200,6 +200,10 @@ pub struct SniffArgs {
     #[arg(short = 'W', long, value_name = "N", requires = "file_size",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub file_count: Option<u32>,
+    /// With -C or -G, run `COMMAND FILE` on each file once it is closed for the
+    /// next, e.g. `-z gzip` (as tcpdump's -z): beside the capture, at the lowest priority.
+    #[arg(short = 'z', long, value_name = "COMMAND")]
+    pub postrotate_command: Option<String>,
     /// Once the capture (and the -w file) is open, run as this user, as
     /// tcpdump's -Z: packets are then read without root's privileges.
     #[arg(short = 'Z', long, value_name = "USER")]

@@ -284,8 +284,12 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
         file_size: args.file_size,
         file_count: args.file_count,
         every: args.rotate_seconds.map(|s| Duration::from_secs(s.into())),
+        postrotate: args.postrotate_command.clone(),
     });
     let numbered = args.file_size.is_some() || args.rotate_seconds.is_some();
+    if args.postrotate_command.is_some() && !numbered {
+        return Err("-z runs on each file that -C or -G closes: give one of them".into());
+    }
     if args.packets_to_stdout() && numbered {
         return Err(
             "-C and -G start new files: give -w a file name, not '-' (standard output)".into(),

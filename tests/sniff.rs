@@ -876,6 +876,59 @@ fn sniff_w_splits_files_by_size_and_keeps_a_ring_with_w() {
     assert_eq!(ring_files, ["ring.pcap0", "ring.pcap1"]);
 }
 
+/// `-C 1k -z COMMAND`, as tcpdump's -z: the command runs on each file once
+/// sniff has moved on to the next (here a script that logs its argument),
+/// and not on the file still open at the end.
+#[test]
+fn sniff_z_runs_the_command_on_each_file_it_closes() {
+    if !privileged("sniff_z_runs_the_command_on_each_file_it_closes") {
+        return;
+    }
+    let net = Net::new();
+    let split = temp("rotated.pcap");
+    let log = temp("rotated.log");
+    let script = temp("log-name.sh");
+    let body = format!("#!/bin/sh\necho \"$1\" >> {}\n", log.display());
+    std::fs::write(&script, body).unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    let _server = net.peer(&net.b, &["server", B4, "7015"]);
+    let args = ["-w", split.to_str().unwrap(), "-C", "1k", "-z"];
+    let mut args: Vec<&str> = args.to_vec();
+    args.push(script.to_str().unwrap());
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &args);
+    let _data = net.peer(
+        &net.a,
+        &["client", B4, "7015", "--send-every", "0.05", "--hold", "30"],
+    );
+    let name = |n: usize| match n {
+        0 => split.display().to_string(),
+        n => format!("{}{n}", split.display()),
+    };
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    let three = || logged().lines().count() >= 3;
+    assert!(wait_for(Duration::from_secs(15), three), "{}", logged());
+    sniff.interrupt();
+    let written = (0..).take_while(|&n| Path::new(&name(n)).exists()).count();
+    // The commands run beside the capture: let the last ones write their line.
+    wait_for(Duration::from_secs(3), || {
+        logged().lines().count() >= written - 1
+    });
+    // Sorted: two files closed in one block of packets race to the log.
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let expected = sorted((0..written - 1).map(name).collect());
+    assert_eq!(
+        sorted(logged().lines().map(String::from).collect()),
+        expected
+    );
+}
+
 /// `-w 'FILE-%H%M%S.pcap' -G 1`: a new file each second, named by the time
 /// it starts, as tcpdump's -G; read back in name order they give the events
 /// sniff printed.
@@ -1163,6 +1216,26 @@ fn sniff_without_i_takes_the_first_interface_in_the_list() {
     let lines = sniff.interrupt();
     let summary = lines.last().unwrap();
     assert_eq!(summary["interface"], first, "{summary}");
+}
+
+#[test]
+fn sniff_z_without_c_or_g_is_one_clear_line() {
+    let args = [
+        "sniff",
+        "-i",
+        "lo",
+        "-w",
+        "x.pcap",
+        "-z",
+        "gzip",
+        "--duration",
+        "1",
+    ];
+    let err = one_line_error(&args);
+    assert!(
+        err.contains("-z runs on each file that -C or -G closes"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -4,7 +4,9 @@
 //! the number padded to the digits of N-1; with `-G`, FILE holds strftime
 //! codes filled in with the local time each file starts at.
 
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::format::{Item, StrftimeItems};
@@ -22,6 +24,8 @@ pub struct SaveOptions {
     pub file_count: Option<u32>,
     /// Start a new file before a packet when the current one is this old.
     pub every: Option<Duration>,
+    /// `-z`: run as `COMMAND FILE` on each file once the next one is open.
+    pub postrotate: Option<String>,
 }
 
 /// Bytes of a pcap file header and of each record's header.
@@ -37,6 +41,8 @@ pub struct SaveFiles {
     index: u32,
     written: u64,
     started: Instant,
+    /// `-z` commands started and not yet seen to end (reaped as files turn).
+    running: Vec<Child>,
 }
 
 /// Each file is opened from the live capture, so that its header carries the
@@ -54,6 +60,7 @@ impl SaveFiles {
             index: 0,
             written: FILE_HEADER,
             started: Instant::now(),
+            running: Vec::new(),
         };
         // The header at once to a reader of `-w -` (wireshark -k -i -), which
         // waits for it before it shows anything. A file gets it with the first
@@ -105,15 +112,50 @@ impl SaveFiles {
         let name = file_name(&self.base, self.opts.file_count, index);
         // The old file is closed (and flushed) when replaced.
         self.file = open(cap, &name)?;
-        self.name = name;
+        let closed = std::mem::replace(&mut self.name, name);
         self.index = index;
         self.written = FILE_HEADER;
+        self.postrotate(&closed);
         Ok(())
+    }
+
+    /// `-z`: `COMMAND FILE` on a file just closed, beside the capture and at
+    /// the lowest priority, as tcpdump runs it. A command that cannot start
+    /// is said on stderr; the capture goes on.
+    fn postrotate(&mut self, closed: &Path) {
+        let Some(command) = self.opts.postrotate.as_deref() else {
+            return;
+        };
+        self.running
+            .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+        match spawn_niced(command, closed) {
+            Ok(child) => self.running.push(child),
+            // Not eprintln!: a closed stderr must not end the capture.
+            Err(e) => {
+                let _ = writeln!(io::stderr(), "kaprobe: -z {command}: cannot run it: {e}");
+            }
+        }
     }
 
     /// Push what was written to disk; a full disk shows here.
     pub fn flush(&mut self) -> Result<(), LiveError> {
         self.file.flush().map_err(|e| write_error(&self.name, &e))
+    }
+}
+
+/// `nice -n 19 COMMAND FILE`, or the command alone where nice(1) is missing
+/// (the crate sets no priority itself: that would take `unsafe`).
+fn spawn_niced(command: &str, file: &Path) -> io::Result<Child> {
+    let niced = Command::new("nice")
+        .args(["-n", "19", command])
+        .arg(file)
+        .stdin(Stdio::null())
+        .spawn();
+    match niced {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Command::new(command).arg(file).stdin(Stdio::null()).spawn()
+        }
+        other => other,
     }
 }
 
@@ -227,7 +269,7 @@ mod tests {
             path: "t.pcap".into(),
             file_size: Some(1),
             file_count: count,
-            every: None,
+            ..SaveOptions::default()
         }
     }
 
