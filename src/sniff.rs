@@ -191,8 +191,9 @@ fn print_list(list: Result<Vec<String>, LiveError>, out: &mut dyn Write) -> io::
 
 /// What signals ask of the capture loop.
 struct Signals {
-    /// SIGINT, SIGTERM, SIGHUP: stop. `main`'s Ctrl-C handler says so too,
-    /// but from a thread of its own, maybe only after the loop has woken.
+    /// SIGINT, SIGTERM, SIGHUP: stop. `main`'s flag ([`crate::signals`]) is
+    /// set by the same signals; this one keeps `run` whole for a caller whose
+    /// `stop` is not tied to them.
     stop: Arc<AtomicBool>,
     /// SIGUSR1: print the counters so far on stderr, as tcpdump does.
     status: Arc<AtomicBool>,
