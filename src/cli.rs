@@ -235,6 +235,16 @@ impl SniffArgs {
     pub fn packets_to_stdout(&self) -> bool {
         self.write.as_deref() == Some(std::path::Path::new("-"))
     }
+
+    /// Whether the events are shown on a terminal: stdout, or stderr with `-w -`.
+    pub fn events_on_terminal(&self) -> bool {
+        use std::io::IsTerminal;
+        if self.packets_to_stdout() {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        }
+    }
 }
 
 #[derive(Args, Debug)]

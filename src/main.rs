@@ -33,9 +33,8 @@ fn main() -> ExitCode {
             report_end(analyze::run(args, &signals::stop_flag(), &mut out), out)
         }
         Command::Sniff(args) if args.packets_to_stdout() => {
-            let stderr = io::stderr();
-            report::set_color(args.output.color, stderr.is_terminal());
-            let mut out = io::BufWriter::with_capacity(1 << 16, stderr.lock());
+            report::set_color(args.output.color, args.events_on_terminal());
+            let mut out = io::BufWriter::with_capacity(1 << 16, io::stderr().lock());
             report_end(sniff::run(args, &signals::stop_flag(), &mut out), out)
         }
         Command::Sniff(args) => {

@@ -2,7 +2,7 @@
 //! the report at the end. Only the packet source differs from `analyze`.
 
 use std::cell::Cell;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -272,12 +272,7 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
         filter,
         immediate: args.immediate_mode,
         // As tcpdump decides its read timeout: by where the output goes.
-        watched: args.line_buffered
-            || if args.packets_to_stdout() {
-                io::stderr().is_terminal()
-            } else {
-                io::stdout().is_terminal()
-            },
+        watched: args.line_buffered || args.events_on_terminal(),
         link_type,
     };
     let save = args.write.as_ref().map(|path| SaveOptions {

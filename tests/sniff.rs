@@ -1092,12 +1092,8 @@ fn sniff_sleeps_on_a_quiet_interface_and_still_answers_signals() {
     let status = sniff.errors.lock().unwrap()[0].clone();
     assert!(status.contains("0 connections tracked"), "{status}");
     signal("-TERM");
-    let mut exit = None;
-    wait_for(Duration::from_secs(2), || {
-        exit = sniff.child.try_wait().unwrap();
-        exit.is_some()
-    });
-    assert_eq!(exit.map(|e| e.code()), Some(Some(0)), "2 s after SIGTERM");
+    let exit = exit_within(&mut sniff.child, 2);
+    assert_eq!(exit, Some(0), "2 s after SIGTERM");
     sniff.reader.take().unwrap().join().unwrap();
     let lines = sniff.lines.lock().unwrap();
     assert_eq!(lines.last().unwrap().0["type"], "summary");
