@@ -217,6 +217,10 @@ pub struct SniffArgs {
     /// A probe still unanswered after this many seconds is reported `unanswered`.
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     pub grace: f64,
+    /// Data resent this many seconds with no ACK moving is reported `stalled`
+    /// (keepalive cannot fire while data is unacknowledged).
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub stall_after: f64,
     /// Forget a connection silent for this long (it is reported when it leaves).
     /// The default outlasts Linux's default keepalive (7200 s + 9 x 75 s).
     #[arg(long, default_value_t = 10800.0, value_name = "SECONDS")]

@@ -61,6 +61,7 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
     let live = Live {
         grace: micros(args.grace),
         idle_timeout: micros(args.idle_timeout),
+        stall: micros(args.stall_after),
     };
     let mut engine = Engine::live(live);
     let mut reporter = Reporter::live(&args.output, opts.interface.clone(), out);

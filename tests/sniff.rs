@@ -487,6 +487,86 @@ fn sniff_w_dash_ends_quietly_when_stdout_closes() {
     );
 }
 
+/// A capture time field (RFC 3339) in microseconds since the epoch.
+fn time_field(v: &Value, field: &str) -> i64 {
+    let text = v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field}: {v}"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .timestamp_micros()
+}
+
+/// The peer goes silent while the client has data in flight: Linux resends
+/// it and sends no keepalive probe, however short TCP_KEEPIDLE is, so only
+/// the `stalled` event says live that the peer is gone.
+#[test]
+fn sniff_reports_data_resent_without_an_ack_as_stalled() {
+    if !privileged("sniff_reports_data_resent_without_an_ack_as_stalled") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7020"]);
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &["--stall-after", "1.5"]);
+    let client = net.peer(
+        &net.a,
+        &[
+            "client",
+            B4,
+            "7020",
+            "--keepalive",
+            "1,1,3",
+            "--send-every",
+            "0.2",
+            "--user-timeout",
+            "5000",
+            "--hold",
+            "20",
+        ],
+    );
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        sniff.count("stalled"),
+        0,
+        "data acknowledged is not stalled"
+    );
+    let silenced = now_micros();
+    net.silence_server();
+    sniff.wait_for("stalled", 1, 8);
+    let outcome = client.result();
+    assert!(outcome.contains("timed out"), "TCP_USER_TIMEOUT: {outcome}");
+    let lines = sniff.interrupt();
+
+    let stalled: Vec<&Value> = lines.iter().filter(|v| v["type"] == "stalled").collect();
+    assert_eq!(stalled.len(), 1, "one event for one run of resending");
+    let e = stalled[0];
+    assert!(
+        e["src"].as_str().unwrap().starts_with(&format!("{A4}:")),
+        "{e}"
+    );
+    assert_eq!(e["dst"], format!("{B4}:7020"), "{e}");
+    assert!(e["resends"].as_u64().unwrap() >= 1, "{e}");
+    assert!(
+        e["len"].as_u64().unwrap() >= 5,
+        "a line or more in flight: {e}"
+    );
+    let since = time_field(e, "since");
+    assert!(since > silenced, "resending began after the silence: {e}");
+    let waited = (time_field(e, "time") - since) as f64 / 1e6;
+    assert!((1.5..2.5).contains(&waited), "judged 1.5 s after: {e}");
+    assert_eq!(
+        sniff_count(&lines, "keepalive"),
+        0,
+        "no probe while data is unacknowledged"
+    );
+    let conn = lines.iter().find(|v| v["type"] == "connection").unwrap();
+    assert_eq!(conn["verdict"], "retransmitting", "{conn}");
+}
+
+fn sniff_count(lines: &[Value], kind: &str) -> usize {
+    lines.iter().filter(|v| v["type"] == kind).count()
+}
+
 #[test]
 fn sniff_over_ipv6_reports_alive_on_sigint() {
     if !privileged("sniff_over_ipv6_reports_alive_on_sigint") {

@@ -30,11 +30,15 @@ pub struct Live {
     pub grace: Micros,
     /// A connection silent this long leaves the table (and is reported).
     pub idle_timeout: Micros,
+    /// Data resent this long with no ACK moving is `stalled`.
+    pub stall: Micros,
 }
 
-/// A probe waiting for its grace period to run out.
+/// A probe waiting for its grace period to run out, or a side that began
+/// resending, waiting for the stall time to run out.
 #[derive(Clone, Copy, Debug)]
 struct Waiting {
+    /// When the probe or the first resent segment was sent.
     time: Micros,
     key: FlowKey,
     stream: u64,
@@ -192,7 +196,7 @@ pub struct Totals {
     pub connections: u64,
     /// Most connections held in the table at once.
     pub peak_open: u64,
-    pub events: [u64; 7],
+    pub events: [u64; 8],
 }
 
 impl Totals {
@@ -214,6 +218,9 @@ pub struct Engine {
     live: Option<Live>,
     /// Live: probes in the order sent, to judge them unanswered in time.
     waiting: VecDeque<Waiting>,
+    /// Live: sides that began resending, in that order, to judge them
+    /// stalled in time.
+    resending: VecDeque<Waiting>,
     next_sweep: Micros,
     /// The earliest capture time at which `tick` has anything to do, so the
     /// per-segment check is one comparison.
@@ -330,6 +337,9 @@ impl Engine {
         conn.count_packet();
         conn.last_time = at.time;
         let live = self.live.is_some();
+        // The half's bit, not `resending_since`: the half is in the cache
+        // already, the cold box may not be.
+        let resending = conn.flow.half(side).resending();
         let shape = step(conn, &key, side, seg, at, live, &mut |e| {
             totals.events[e.kind as usize] += 1;
             out(Output::Event(e));
@@ -353,6 +363,19 @@ impl Engine {
                 .due
                 .min(at.time.saturating_add(self.live.map_or(0, |l| l.grace)));
         }
+        let began_resending = !resending && conn.flow.half(side).resending();
+        if let (Some(live), true) = (self.live, began_resending) {
+            let since = conn.resending_since(side).unwrap_or(at.time);
+            let began = Waiting {
+                time: since,
+                key,
+                stream: conn.stream(),
+                side,
+                frame: at.frame,
+            };
+            self.resending.push_back(began);
+            self.due = self.due.min(since.saturating_add(live.stall));
+        }
         if conn.flow.closed() && conn.cold.closed_at.is_none() {
             conn.cold.closed_at = Some(at.time);
             self.closed.push_back((at.time, key, conn.stream()));
@@ -373,6 +396,7 @@ impl Engine {
             .map_or(Micros::MAX, |c| c.0.saturating_add(CLOSED_LINGER));
         if let Some(live) = self.live {
             self.judge_waiting(now, live.grace, out);
+            self.judge_resending(now, live.stall, out);
             if now >= self.next_sweep {
                 self.next_sweep = now.saturating_add(SWEEP_EVERY);
                 self.forget_silent(now, live.idle_timeout, out);
@@ -381,7 +405,11 @@ impl Engine {
                 .waiting
                 .front()
                 .map_or(Micros::MAX, |w| w.time.saturating_add(live.grace));
-            due = due.min(waiting).min(self.next_sweep);
+            let resending = self
+                .resending
+                .front()
+                .map_or(Micros::MAX, |w| w.time.saturating_add(live.stall));
+            due = due.min(waiting).min(resending).min(self.next_sweep);
         }
         self.due = due;
     }
@@ -406,6 +434,27 @@ impl Engine {
                 probe_frame: Some(w.frame),
                 ..judgement(EventKind::Unanswered, &w.key, w.side, stats)
             };
+            self.totals.events[e.kind as usize] += 1;
+            out(Output::Event(&e));
+        }
+    }
+
+    /// Sides still resending, without the ACK having moved, `stall` after
+    /// they began: one `stalled` event for each such run of resending.
+    fn judge_resending(&mut self, now: Micros, stall: Micros, out: &mut dyn FnMut(Output)) {
+        while let Some(w) = self.resending.front().copied() {
+            if now.saturating_sub(w.time) < stall {
+                break;
+            }
+            self.resending.pop_front();
+            let Some(conn) = self.find(&w.key).filter(|c| c.stream() == w.stream) else {
+                continue;
+            };
+            let [a, b] = &conn.flow.half;
+            if conn.resending_since(w.side) != Some(w.time) || a.rst() || b.rst() {
+                continue;
+            }
+            let e = stalled(now, &w, conn);
             self.totals.events[e.kind as usize] += 1;
             out(Output::Event(&e));
         }
@@ -471,6 +520,7 @@ impl Engine {
         }
         self.closed.clear();
         self.waiting.clear();
+        self.resending.clear();
     }
 }
 
@@ -491,6 +541,32 @@ fn judgement(kind: EventKind, key: &FlowKey, side: Side, stats: &ProberStats) ->
         unanswered: None,
         idle: stats.first_idle(),
         interval: crate::report::median(&stats.intervals),
+        resends: None,
+        since: None,
+    }
+}
+
+/// The `stalled` event for the side of `conn` that `w` names: `seq` is the
+/// first byte the peer has not acknowledged, `len` the bytes from there on.
+fn stalled(now: Micros, w: &Waiting, conn: &Conn) -> Event {
+    let (me, peer) = (conn.flow.half(w.side), conn.flow.half(w.side.other()));
+    Event {
+        kind: EventKind::Stalled,
+        file: 0,
+        frame: w.frame,
+        time: now,
+        src: w.key.endpoint(w.side),
+        dst: w.key.endpoint(w.side.other()),
+        seq: peer.ack().unwrap_or(0),
+        ack: me.ack().unwrap_or(0),
+        len: me.outstanding(peer).unwrap_or(0),
+        rtt: None,
+        probe_frame: None,
+        unanswered: None,
+        idle: None,
+        interval: None,
+        resends: Some(me.resent_since_ack),
+        since: Some(w.time),
     }
 }
 
@@ -515,6 +591,8 @@ fn segment_event(kind: EventKind, at: FrameRef, key: &FlowKey, side: Side, seg: 
         unanswered: None,
         idle: None,
         interval: None,
+        resends: None,
+        since: None,
     }
 }
 

@@ -318,6 +318,7 @@ fn run_live(script: &[(f64, Option<Segment>)], end: f64) -> Run {
     let live = Live {
         grace: SEC / 2,
         idle_timeout: 100 * SEC,
+        stall: 2 * SEC,
     };
     let mut engine = Engine::live(live);
     let (mut events, mut reports) = (Vec::new(), Vec::new());
@@ -411,11 +412,72 @@ fn live_probe_younger_than_grace_at_the_end_is_in_flight() {
     assert!(c.probers[0].stats.in_flight);
 }
 
+/// The client's 50 bytes at 1000, sent at `first` and resent at each of `resent`.
+fn resent_data(first: f64, resent: &[f64]) -> Vec<(f64, Option<Segment>)> {
+    let data = Segment {
+        seq: 1000,
+        payload_len: 50,
+        ..c2s()
+    };
+    std::iter::once(first)
+        .chain(resent.iter().copied())
+        .map(|t| (t, Some(data.clone())))
+        .collect()
+}
+
+#[test]
+fn live_data_resent_past_the_stall_time_is_stalled_once() {
+    let mut script = live_opening();
+    let first_resend = script.len() as u64 + 2;
+    script.extend(resent_data(5.0, &[5.3, 5.9]));
+    script.push((7.0, None));
+    script.extend(resent_data(7.1, &[]));
+    for t in [7.5, 8.0, 12.0] {
+        script.push((t, None));
+    }
+    let run = run_live(&script, 13.0);
+    assert_eq!(run.kinds(), [EventKind::Stalled], "not at 7.0, once after");
+    let e = &run.events[0];
+    assert_eq!(e.time, 7_500_000, "judged on the first tick past 5.3 + 2 s");
+    assert_eq!(e.frame, first_resend, "the frame of the first resend");
+    assert_eq!(e.since, Some(5_300_000));
+    assert_eq!(e.resends, Some(3));
+    assert_eq!(
+        (e.seq, e.len),
+        (1000, 50),
+        "from the first unacknowledged byte"
+    );
+    assert_eq!(e.src.to_string(), crate::testkit::CLIENT);
+    assert_eq!(run.only().verdict, Verdict::Retransmitting);
+}
+
+#[test]
+fn live_resending_ended_by_an_ack_is_not_stalled_and_a_new_run_is() {
+    let mut script = live_opening();
+    script.extend(resent_data(5.0, &[5.3]));
+    script.push((5.35, Some(Segment { ack: 1050, ..s2c() })));
+    script.push((8.0, None));
+    let data = Segment {
+        seq: 1050,
+        payload_len: 10,
+        ..c2s()
+    };
+    for t in [9.0, 9.4, 10.2] {
+        script.push((t, Some(data.clone())));
+    }
+    script.push((11.5, None));
+    let run = run_live(&script, 12.0);
+    assert_eq!(run.kinds(), [EventKind::Stalled]);
+    let e = &run.events[0];
+    assert_eq!((e.since, e.resends, e.len), (Some(9_400_000), Some(2), 10));
+}
+
 #[test]
 fn live_silent_connection_leaves_the_table_and_is_reported() {
     let mut engine = Engine::live(Live {
         grace: SEC,
         idle_timeout: 100 * SEC,
+        stall: 5 * SEC,
     });
     let mut reports = Vec::new();
     let mut sink = |o: Output| {
@@ -638,7 +700,7 @@ mod prediction {
         fn prediction_changes_nothing(steps in proptest::collection::vec(step(), 1..120)) {
             let script = script(&steps);
             prop_assert_eq!(observe(Engine::new(), &script), observe(general(Engine::new()), &script));
-            let live = Live { grace: SEC, idle_timeout: 300 * SEC };
+            let live = Live { grace: SEC, idle_timeout: 300 * SEC, stall: 5 * SEC };
             prop_assert_eq!(
                 observe(Engine::live(live), &script),
                 observe(general(Engine::live(live)), &script)

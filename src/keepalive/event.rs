@@ -16,6 +16,9 @@ pub enum EventKind {
     Unanswered,
     /// Live only: the prober reset the connection after unanswered probes.
     Dead,
+    /// Live only: one side has kept resending data the peer does not
+    /// acknowledge. Keepalive cannot fire meanwhile, so no probe will show it.
+    Stalled,
 }
 
 impl EventKind {
@@ -28,6 +31,7 @@ impl EventKind {
             EventKind::ZeroWindowProbeAck => "zero_window_probe_ack",
             EventKind::Unanswered => "unanswered",
             EventKind::Dead => "dead",
+            EventKind::Stalled => "stalled",
         }
     }
 }
@@ -54,4 +58,8 @@ pub struct Event {
     pub unanswered: Option<u32>,
     pub idle: Option<Micros>,
     pub interval: Option<Micros>,
+    /// For `stalled`: segments resent since the peer's ACK last moved, and
+    /// when the first of them was sent.
+    pub resends: Option<u32>,
+    pub since: Option<Micros>,
 }

@@ -67,6 +67,10 @@ struct EventLine<'a> {
     idle_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     interval_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resends: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since: Option<Time>,
 }
 
 #[derive(Serialize)]
@@ -211,6 +215,8 @@ impl<W: Write> JsonWriter<W> {
             unanswered: e.unanswered,
             idle_s: e.idle.filter(|_| judged).map(s),
             interval_s: e.interval.filter(|_| judged).map(s),
+            resends: e.resends,
+            since: e.since.map(Time),
         };
         write_line(&mut self.out, &mut self.line, &line)
     }

@@ -74,7 +74,10 @@ pub fn event_line(e: &Event, file: &str) -> String {
     push_addr(&mut line, e.src);
     line.push_str(" > ");
     push_addr(&mut line, e.dst);
-    if !matches!(e.kind, EventKind::Unanswered | EventKind::Dead) {
+    if !matches!(
+        e.kind,
+        EventKind::Unanswered | EventKind::Dead | EventKind::Stalled
+    ) {
         line.push_str("  len ");
         line.push_str(itoa::Buffer::new().format(e.len));
     }
@@ -90,6 +93,13 @@ pub fn event_line(e: &Event, file: &str) -> String {
             e.unanswered.unwrap_or(0),
             Span(e.idle),
             Span(e.interval)
+        ),
+        (EventKind::Stalled, _, _) => write!(
+            line,
+            "  {} bytes unacknowledged, resent {} times in {} (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
+            e.len,
+            e.resends.unwrap_or(0),
+            Span(e.since.map(|t| e.time.saturating_sub(t)))
         ),
         (_, Some(rtt), Some(probe)) => {
             write!(line, "  rtt {} (probe #{probe})", Span(Some(rtt)))
@@ -357,7 +367,7 @@ fn summary_line(s: &Summary) -> String {
 pub fn status_line(t: &Totals, tracked: usize, c: &LiveStats) -> String {
     format!(
         "{} received by filter, {} dropped by kernel, {} dropped by interface; {}, {} tracked; \
-         {}, {} ACKed, {} answered by RST, {} unanswered, {} dead",
+         {}, {} ACKed, {} answered by RST, {} unanswered, {} dead, {} stalled",
         counted(c.received, "packet"),
         c.dropped,
         c.if_dropped,
@@ -368,6 +378,7 @@ pub fn status_line(t: &Totals, tracked: usize, c: &LiveStats) -> String {
         t.count(EventKind::KeepaliveRst),
         t.count(EventKind::Unanswered),
         t.count(EventKind::Dead),
+        t.count(EventKind::Stalled),
     )
 }
 
@@ -425,6 +436,7 @@ mod tests {
             (EventKind::KeepaliveRst, 1),
             (EventKind::Unanswered, 3),
             (EventKind::Dead, 2),
+            (EventKind::Stalled, 4),
         ] {
             t.events[kind as usize] = n;
         }
@@ -437,7 +449,7 @@ mod tests {
             status_line(&t, 7, &c),
             "130 packets received by filter, 4 dropped by kernel, 6 dropped by interface; \
              120 frames, 7 connections tracked; 9 probes, 5 ACKed, 1 answered by RST, \
-             3 unanswered, 2 dead"
+             3 unanswered, 2 dead, 4 stalled"
         );
     }
 
@@ -463,6 +475,8 @@ mod tests {
             unanswered: None,
             idle: None,
             interval: None,
+            resends: None,
+            since: None,
         };
         let lines = [
             (probe.clone(), "2026-11-22 19:29:21.377705  #11     keepalive             192.0.2.1:57838 > 192.0.2.2:5432  len 0"),
@@ -498,6 +512,17 @@ mod tests {
                     ..probe.clone()
                 },
                 "2026-11-22 19:29:21.377705  #15     dead                  192.0.2.1:57838 > 192.0.2.2:5432  gave up after 3 unanswered probes (idle 2.0 s, interval 1.0 s)",
+            ),
+            (
+                Event {
+                    kind: EventKind::Stalled,
+                    frame: 40,
+                    len: 48,
+                    resends: Some(4),
+                    since: Some(1_795_375_756_177_705),
+                    ..probe.clone()
+                },
+                "2026-11-22 19:29:21.377705  #40     stalled               192.0.2.1:57838 > 192.0.2.2:5432  48 bytes unacknowledged, resent 4 times in 5.2 s (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
             ),
         ];
         for (event, line) in lines {
