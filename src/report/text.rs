@@ -96,9 +96,9 @@ pub fn event_line(e: &Event, file: &str) -> String {
         ),
         (EventKind::Stalled, _, _) => write!(
             line,
-            "  {} bytes unacknowledged, resent {} times in {} (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
-            e.len,
-            e.resends.unwrap_or(0),
+            "  {} unacknowledged, resent {} in {} (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
+            counted(e.len, "byte"),
+            counted(e.resends.unwrap_or(0), "time"),
             Span(e.since.map(|t| e.time.saturating_sub(t)))
         ),
         (_, Some(rtt), Some(probe)) => {
@@ -523,6 +523,17 @@ mod tests {
                     ..probe.clone()
                 },
                 "2026-11-22 19:29:21.377705  #40     stalled               192.0.2.1:57838 > 192.0.2.2:5432  48 bytes unacknowledged, resent 4 times in 5.2 s (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
+            ),
+            (
+                Event {
+                    kind: EventKind::Stalled,
+                    frame: 41,
+                    len: 1,
+                    resends: Some(1),
+                    since: Some(1_795_375_756_177_705),
+                    ..probe.clone()
+                },
+                "2026-11-22 19:29:21.377705  #41     stalled               192.0.2.1:57838 > 192.0.2.2:5432  1 byte unacknowledged, resent 1 time in 5.2 s (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
             ),
         ];
         for (event, line) in lines {
