@@ -563,6 +563,57 @@ fn sniff_reports_data_resent_without_an_ack_as_stalled() {
     assert_eq!(conn["verdict"], "retransmitting", "{conn}");
 }
 
+/// The silence ends before the client gives up: the server's ACK reaches
+/// the client again, and sniff says the stalled data was acknowledged.
+#[test]
+fn sniff_reports_resumed_when_a_stalled_peer_acknowledges_again() {
+    if !privileged("sniff_reports_resumed_when_a_stalled_peer_acknowledges_again") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7021"]);
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &["--stall-after", "1"]);
+    let client = net.peer(
+        &net.a,
+        &["client", B4, "7021", "--send-every", "0.2", "--hold", "12"],
+    );
+    thread::sleep(Duration::from_secs(1));
+    net.silence_server();
+    sniff.wait_for("stalled", 1, 6);
+    net.unsilence_server();
+    // Linux resends at doubling intervals: the next may be seconds away.
+    sniff.wait_for("resumed", 1, 10);
+    let lines = sniff.interrupt();
+    drop(client);
+
+    let one = |kind: &str| {
+        let all: Vec<&Value> = lines.iter().filter(|v| v["type"] == kind).collect();
+        assert_eq!(all.len(), 1, "one {kind} event: {all:?}");
+        all[0]
+    };
+    let (stalled, resumed) = (one("stalled"), one("resumed"));
+    assert_eq!(
+        resumed["src"],
+        format!("{B4}:7021"),
+        "the server's ACK: {resumed}"
+    );
+    assert_eq!(resumed["dst"], stalled["src"], "{resumed}");
+    assert_eq!(
+        resumed["since"], stalled["since"],
+        "the same run of resending"
+    );
+    assert!(
+        resumed["resends"].as_u64() >= stalled["resends"].as_u64(),
+        "{stalled} {resumed}"
+    );
+    assert!(time_field(resumed, "time") > time_field(stalled, "time"));
+    let conn = lines.iter().find(|v| v["type"] == "connection").unwrap();
+    assert_ne!(
+        conn["verdict"], "retransmitting",
+        "all acknowledged: {conn}"
+    );
+}
+
 fn sniff_count(lines: &[Value], kind: &str) -> usize {
     lines.iter().filter(|v| v["type"] == kind).count()
 }

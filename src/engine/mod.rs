@@ -99,6 +99,9 @@ struct Cold {
     resend: [Resend; 2],
     /// The packet count above its low 32 bits.
     packets_high: u32,
+    /// Live: when the run of resending that each side was reported
+    /// `stalled` for began, until the peer's ACK moves.
+    stalled: [Option<Micros>; 2],
 }
 
 impl Conn {
@@ -116,6 +119,7 @@ impl Conn {
                 closed_at: None,
                 resend: [None, None],
                 packets_high: 0,
+                stalled: [None, None],
             }),
         }
     }
@@ -196,7 +200,7 @@ pub struct Totals {
     pub connections: u64,
     /// Most connections held in the table at once.
     pub peak_open: u64,
-    pub events: [u64; 8],
+    pub events: [u64; 9],
 }
 
 impl Totals {
@@ -262,6 +266,13 @@ impl Engine {
 
     fn find(&self, key: &FlowKey) -> Option<&Conn> {
         self.conns.get(key).or_else(|| self.closing.get(key))
+    }
+
+    fn find_mut(&mut self, key: &FlowKey) -> Option<&mut Conn> {
+        match self.conns.get_mut(key) {
+            Some(conn) => Some(conn),
+            None => self.closing.get_mut(key),
+        }
     }
 
     fn take(&mut self, key: &FlowKey) -> Option<Conn> {
@@ -337,9 +348,15 @@ impl Engine {
         conn.count_packet();
         conn.last_time = at.time;
         let live = self.live.is_some();
-        // The half's bit, not `resending_since`: the half is in the cache
-        // already, the cold box may not be.
+        // The halves' bits, not `resending_since`: the halves are in the
+        // cache already, the cold box may not be.
         let resending = conn.flow.half(side).resending();
+        let peer = side.other();
+        let peer_stalled = conn.flow.half(peer).resending() && live;
+        let peer_stalled = peer_stalled
+            .then(|| conn.cold.stalled[peer as usize])
+            .flatten();
+        let peer_resends = conn.flow.half(peer).resent_since_ack;
         let shape = step(conn, &key, side, seg, at, live, &mut |e| {
             totals.events[e.kind as usize] += 1;
             out(Output::Event(e));
@@ -362,6 +379,16 @@ impl Engine {
             self.due = self
                 .due
                 .min(at.time.saturating_add(self.live.map_or(0, |l| l.grace)));
+        }
+        if let Some(since) = peer_stalled.filter(|_| !conn.flow.half(peer).resending()) {
+            conn.cold.stalled[peer as usize] = None;
+            let e = Event {
+                since: Some(since),
+                resends: Some(peer_resends),
+                ..segment_event(EventKind::Resumed, at, &key, side, seg)
+            };
+            totals.events[e.kind as usize] += 1;
+            out(Output::Event(&e));
         }
         let began_resending = !resending && conn.flow.half(side).resending();
         if let (Some(live), true) = (self.live, began_resending) {
@@ -447,13 +474,14 @@ impl Engine {
                 break;
             }
             self.resending.pop_front();
-            let Some(conn) = self.find(&w.key).filter(|c| c.stream() == w.stream) else {
+            let Some(conn) = self.find_mut(&w.key).filter(|c| c.stream() == w.stream) else {
                 continue;
             };
             let [a, b] = &conn.flow.half;
             if conn.resending_since(w.side) != Some(w.time) || a.rst() || b.rst() {
                 continue;
             }
+            conn.cold.stalled[w.side as usize] = Some(w.time);
             let e = stalled(now, &w, conn);
             self.totals.events[e.kind as usize] += 1;
             out(Output::Event(&e));

@@ -467,9 +467,39 @@ fn live_resending_ended_by_an_ack_is_not_stalled_and_a_new_run_is() {
     }
     script.push((11.5, None));
     let run = run_live(&script, 12.0);
-    assert_eq!(run.kinds(), [EventKind::Stalled]);
+    assert_eq!(
+        run.kinds(),
+        [EventKind::Stalled],
+        "no resumed without a stall"
+    );
     let e = &run.events[0];
     assert_eq!((e.since, e.resends, e.len), (Some(9_400_000), Some(2), 10));
+}
+
+#[test]
+fn live_ack_after_a_stall_is_resumed_once() {
+    let mut script = live_opening();
+    script.extend(resent_data(5.0, &[5.3, 5.9, 7.1]));
+    script.push((7.5, None));
+    let ack = Segment { ack: 1050, ..s2c() };
+    let ack_frame = script.len() as u64 + 1;
+    script.push((8.5, Some(ack.clone())));
+    script.push((8.75, Some(ack)));
+    let run = run_live(&script, 9.0);
+    assert_eq!(run.kinds(), [EventKind::Stalled, EventKind::Resumed]);
+    let e = &run.events[1];
+    assert_eq!(
+        (e.frame, e.time),
+        (ack_frame, 8_500_000),
+        "the ACK that moved"
+    );
+    assert_eq!(e.src.to_string(), crate::testkit::SERVER);
+    assert_eq!((e.since, e.resends), (Some(5_300_000), Some(3)));
+    assert_eq!(
+        run.only().verdict,
+        Verdict::NoKeepalive,
+        "no longer resending"
+    );
 }
 
 #[test]

@@ -19,6 +19,8 @@ pub enum EventKind {
     /// Live only: one side has kept resending data the peer does not
     /// acknowledge. Keepalive cannot fire meanwhile, so no probe will show it.
     Stalled,
+    /// Live only: the peer of a `stalled` side acknowledged its data at last.
+    Resumed,
 }
 
 impl EventKind {
@@ -32,6 +34,7 @@ impl EventKind {
             EventKind::Unanswered => "unanswered",
             EventKind::Dead => "dead",
             EventKind::Stalled => "stalled",
+            EventKind::Resumed => "resumed",
         }
     }
 }
@@ -58,8 +61,8 @@ pub struct Event {
     pub unanswered: Option<u32>,
     pub idle: Option<Micros>,
     pub interval: Option<Micros>,
-    /// For `stalled`: segments resent since the peer's ACK last moved, and
-    /// when the first of them was sent.
+    /// For `stalled` and `resumed`: segments resent since the peer's ACK
+    /// last moved, and when the first of them was sent.
     pub resends: Option<u32>,
     pub since: Option<Micros>,
 }

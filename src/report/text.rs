@@ -101,6 +101,12 @@ pub fn event_line(e: &Event, file: &str) -> String {
             counted(e.resends.unwrap_or(0), "time"),
             Span(e.since.map(|t| e.time.saturating_sub(t)))
         ),
+        (EventKind::Resumed, _, _) => write!(
+            line,
+            "  acknowledged after {} of resending ({})",
+            Span(e.since.map(|t| e.time.saturating_sub(t))),
+            counted(e.resends.unwrap_or(0), "resend"),
+        ),
         (_, Some(rtt), Some(probe)) => {
             write!(line, "  rtt {} (probe #{probe})", Span(Some(rtt)))
         }
@@ -125,7 +131,7 @@ fn push_kind(line: &mut String, kind: EventKind) {
     }
     let painted = match kind {
         EventKind::Keepalive => name.cyan(),
-        EventKind::KeepaliveAck => name.green(),
+        EventKind::KeepaliveAck | EventKind::Resumed => name.green(),
         EventKind::KeepaliveRst | EventKind::Dead => name.red().bold(),
         _ => name.yellow(),
     };
@@ -534,6 +540,18 @@ mod tests {
                     ..probe.clone()
                 },
                 "2026-11-22 19:29:21.377705  #41     stalled               192.0.2.1:57838 > 192.0.2.2:5432  1 byte unacknowledged, resent 1 time in 5.2 s (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
+            ),
+            (
+                Event {
+                    kind: EventKind::Resumed,
+                    frame: 52,
+                    src: v4("192.0.2.2:5432"),
+                    dst: v4("192.0.2.1:57838"),
+                    resends: Some(7),
+                    since: Some(1_795_375_748_977_705),
+                    ..probe.clone()
+                },
+                "2026-11-22 19:29:21.377705  #52     resumed               192.0.2.2:5432 > 192.0.2.1:57838  len 0  acknowledged after 12.4 s of resending (7 resends)",
             ),
         ];
         for (event, line) in lines {

@@ -134,6 +134,15 @@ impl Net {
         );
     }
 
+    /// Undo [`Net::silence_server`]: the server's packets reach the client again.
+    pub fn unsilence_server(&self) {
+        self.ip(&self.b, &["route", "del", "blackhole", &format!("{A4}/32")]);
+        self.ip(
+            &self.b,
+            &["-6", "route", "del", "blackhole", &format!("{A6}/128")],
+        );
+    }
+
     /// Start peer.py in `ns` and wait for it to say "ready".
     pub fn peer(&self, ns: &str, args: &[&str]) -> Peer {
         let script = root().join("tests/support/peer.py");
