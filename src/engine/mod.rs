@@ -428,25 +428,15 @@ impl Engine {
                 self.next_sweep = now.saturating_add(SWEEP_EVERY);
                 self.forget_silent(now, live.idle_timeout, out);
             }
-            let waiting = self
-                .waiting
-                .front()
-                .map_or(Micros::MAX, |w| w.time.saturating_add(live.grace));
-            let resending = self
-                .resending
-                .front()
-                .map_or(Micros::MAX, |w| w.time.saturating_add(live.stall));
+            let waiting = next_due(&self.waiting, live.grace);
+            let resending = next_due(&self.resending, live.stall);
             due = due.min(waiting).min(resending).min(self.next_sweep);
         }
         self.due = due;
     }
 
     fn judge_waiting(&mut self, now: Micros, grace: Micros, out: &mut dyn FnMut(Output)) {
-        while let Some(w) = self.waiting.front().copied() {
-            if now.saturating_sub(w.time) < grace {
-                break;
-            }
-            self.waiting.pop_front();
+        while let Some(w) = pop_due(&mut self.waiting, now, grace) {
             let Some(conn) = self.find(&w.key).filter(|c| c.stream() == w.stream) else {
                 continue;
             };
@@ -469,11 +459,7 @@ impl Engine {
     /// Sides still resending, without the ACK having moved, `stall` after
     /// they began: one `stalled` event for each such run of resending.
     fn judge_resending(&mut self, now: Micros, stall: Micros, out: &mut dyn FnMut(Output)) {
-        while let Some(w) = self.resending.front().copied() {
-            if now.saturating_sub(w.time) < stall {
-                break;
-            }
-            self.resending.pop_front();
+        while let Some(w) = pop_due(&mut self.resending, now, stall) {
             let Some(conn) = self.find_mut(&w.key).filter(|c| c.stream() == w.stream) else {
                 continue;
             };
@@ -550,6 +536,22 @@ impl Engine {
         self.waiting.clear();
         self.resending.clear();
     }
+}
+
+/// The first of `queue` (in order of time) if it is `after` old at `now`.
+fn pop_due(queue: &mut VecDeque<Waiting>, now: Micros, after: Micros) -> Option<Waiting> {
+    let w = *queue.front()?;
+    if now.saturating_sub(w.time) < after {
+        return None;
+    }
+    queue.pop_front()
+}
+
+/// When the first of `queue` will be `after` old.
+fn next_due(queue: &VecDeque<Waiting>, after: Micros) -> Micros {
+    queue
+        .front()
+        .map_or(Micros::MAX, |w| w.time.saturating_add(after))
 }
 
 /// A live judgement about one prober: what it has shown so far.
