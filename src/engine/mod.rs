@@ -46,6 +46,61 @@ struct Waiting {
     frame: u64,
 }
 
+/// Live: what a segment's sender and its peer were doing about resending
+/// before the rules ran, to see what the segment changed. From the halves'
+/// bits, which are in the cache already; the cold box is read only while
+/// the peer resends.
+#[derive(Clone, Copy)]
+struct Watch {
+    resending: bool,
+    /// When the peer's run of resending reported `stalled` began, and its
+    /// resends so far.
+    peer_stalled: Option<(Micros, u32)>,
+}
+
+impl Watch {
+    fn before(conn: &Conn, side: Side) -> Watch {
+        let peer = conn.flow.half(side.other());
+        let stalled = || conn.cold.stalled[side.other() as usize];
+        Watch {
+            resending: conn.flow.half(side).resending(),
+            peer_stalled: peer
+                .resending()
+                .then(stalled)
+                .flatten()
+                .map(|since| (since, peer.resent_since_ack)),
+        }
+    }
+
+    /// The `resumed` event when `seg`'s ACK ended the peer's stalled run.
+    fn resumed(
+        self,
+        conn: &mut Conn,
+        at: FrameRef,
+        key: &FlowKey,
+        side: Side,
+        seg: &Segment,
+    ) -> Option<Event> {
+        let peer = side.other();
+        let (since, resends) = self.peer_stalled?;
+        if conn.flow.half(peer).resending() {
+            return None;
+        }
+        conn.cold.stalled[peer as usize] = None;
+        Some(Event {
+            since: Some(since),
+            resends: Some(resends),
+            ..segment_event(EventKind::Resumed, at, key, side, seg)
+        })
+    }
+
+    /// When `side` began resending, if this segment began it.
+    fn began_resending(self, conn: &Conn, side: Side) -> Option<Micros> {
+        let began = !self.resending && conn.flow.half(side).resending();
+        began.then(|| conn.resending_since(side)).flatten()
+    }
+}
+
 /// Where a segment came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameRef {
@@ -348,15 +403,7 @@ impl Engine {
         conn.count_packet();
         conn.last_time = at.time;
         let live = self.live.is_some();
-        // The halves' bits, not `resending_since`: the halves are in the
-        // cache already, the cold box may not be.
-        let resending = conn.flow.half(side).resending();
-        let peer = side.other();
-        let peer_stalled = conn.flow.half(peer).resending() && live;
-        let peer_stalled = peer_stalled
-            .then(|| conn.cold.stalled[peer as usize])
-            .flatten();
-        let peer_resends = conn.flow.half(peer).resent_since_ack;
+        let watch = live.then(|| Watch::before(conn, side));
         let shape = step(conn, &key, side, seg, at, live, &mut |e| {
             totals.events[e.kind as usize] += 1;
             out(Output::Event(e));
@@ -380,28 +427,22 @@ impl Engine {
                 .due
                 .min(at.time.saturating_add(self.live.map_or(0, |l| l.grace)));
         }
-        if let Some(since) = peer_stalled.filter(|_| !conn.flow.half(peer).resending()) {
-            conn.cold.stalled[peer as usize] = None;
-            let e = Event {
-                since: Some(since),
-                resends: Some(peer_resends),
-                ..segment_event(EventKind::Resumed, at, &key, side, seg)
-            };
-            totals.events[e.kind as usize] += 1;
-            out(Output::Event(&e));
-        }
-        let began_resending = !resending && conn.flow.half(side).resending();
-        if let (Some(live), true) = (self.live, began_resending) {
-            let since = conn.resending_since(side).unwrap_or(at.time);
-            let began = Waiting {
-                time: since,
-                key,
-                stream: conn.stream(),
-                side,
-                frame: at.frame,
-            };
-            self.resending.push_back(began);
-            self.due = self.due.min(since.saturating_add(live.stall));
+        if let (Some(watch), Some(live)) = (watch, self.live) {
+            if let Some(e) = watch.resumed(conn, at, &key, side, seg) {
+                totals.events[e.kind as usize] += 1;
+                out(Output::Event(&e));
+            }
+            if let Some(since) = watch.began_resending(conn, side) {
+                let began = Waiting {
+                    time: since,
+                    key,
+                    stream: conn.stream(),
+                    side,
+                    frame: at.frame,
+                };
+                self.resending.push_back(began);
+                self.due = self.due.min(since.saturating_add(live.stall));
+            }
         }
         if conn.flow.closed() && conn.cold.closed_at.is_none() {
             conn.cold.closed_at = Some(at.time);
