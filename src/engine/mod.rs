@@ -49,7 +49,7 @@ struct Waiting {
 /// Live: what a segment's sender and its peer were doing about resending
 /// before the rules ran, to see what the segment changed. From the halves'
 /// bits, which are in the cache already; the cold box is read only while
-/// the peer resends.
+/// the peer is stalled.
 #[derive(Clone, Copy)]
 struct Watch {
     resending: bool,
@@ -61,12 +61,12 @@ struct Watch {
 impl Watch {
     fn before(conn: &Conn, side: Side) -> Watch {
         let peer = conn.flow.half(side.other());
-        let stalled = || conn.cold.stalled[side.other() as usize];
+        let since = || conn.resending_since(side.other());
         Watch {
             resending: conn.flow.half(side).resending(),
             peer_stalled: peer
-                .resending()
-                .then(stalled)
+                .stalled()
+                .then(since)
                 .flatten()
                 .map(|since| (since, peer.resent_since_ack)),
         }
@@ -75,7 +75,7 @@ impl Watch {
     /// The `resumed` event when `seg`'s ACK ended the peer's stalled run.
     fn resumed(
         self,
-        conn: &mut Conn,
+        conn: &Conn,
         at: FrameRef,
         key: &FlowKey,
         side: Side,
@@ -83,10 +83,9 @@ impl Watch {
     ) -> Option<Event> {
         let peer = side.other();
         let (since, resends) = self.peer_stalled?;
-        if conn.flow.half(peer).resending() {
+        if conn.flow.half(peer).stalled() {
             return None;
         }
-        conn.cold.stalled[peer as usize] = None;
         Some(Event {
             since: Some(since),
             resends: Some(resends),
@@ -154,9 +153,6 @@ struct Cold {
     resend: [Resend; 2],
     /// The packet count above its low 32 bits.
     packets_high: u32,
-    /// Live: when the run of resending that each side was reported
-    /// `stalled` for began, until the peer's ACK moves.
-    stalled: [Option<Micros>; 2],
 }
 
 impl Conn {
@@ -174,7 +170,6 @@ impl Conn {
                 closed_at: None,
                 resend: [None, None],
                 packets_high: 0,
-                stalled: [None, None],
             }),
         }
     }
@@ -508,7 +503,7 @@ impl Engine {
             if conn.resending_since(w.side) != Some(w.time) || a.rst() || b.rst() {
                 continue;
             }
-            conn.cold.stalled[w.side as usize] = Some(w.time);
+            conn.flow.half_mut(w.side).set_stalled();
             let e = stalled(now, &w, conn);
             self.totals.events[e.kind as usize] += 1;
             out(Output::Event(&e));

@@ -149,6 +149,9 @@ mod bit {
     pub const RESENDING: u16 = 1 << 9;
     /// This side sent the connection's first SYN without ACK.
     pub const SYN_FROM: u16 = 1 << 10;
+    /// Live: this side's run of resending was reported `stalled`; it ends
+    /// with the run.
+    pub const STALLED: u16 = 1 << 11;
 }
 
 /// What one direction of a connection has shown so far.
@@ -280,6 +283,18 @@ impl Half {
         self.has(bit::RESENDING)
     }
 
+    /// This side's current run of resending was reported `stalled`.
+    pub fn stalled(&self) -> bool {
+        self.has(bit::STALLED)
+    }
+
+    /// Mark the current run of resending as reported `stalled`.
+    pub fn set_stalled(&mut self) {
+        if self.resending() {
+            self.set(bit::STALLED, true);
+        }
+    }
+
     /// Record a segment this side sent; `probe` says the rules took it for a
     /// keepalive or zero-window probe. `resend` is when this side began
     /// resending, if it has.
@@ -341,7 +356,7 @@ impl Half {
         // bit clear there is nothing to reset.
         if moved && self.resending() {
             self.resent_since_ack = 0;
-            self.bits &= !bit::RESENDING;
+            self.bits &= !(bit::RESENDING | bit::STALLED);
             *resend = None;
         }
     }
