@@ -212,18 +212,18 @@ pub struct SniffArgs {
     #[arg(short = 'c', long, value_name = "N")]
     pub count: Option<u64>,
     /// Stop after this many seconds.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
     pub duration: Option<f64>,
     /// A probe still unanswered after this many seconds is reported `unanswered`.
-    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS", value_parser = seconds)]
     pub grace: f64,
     /// Data resent this many seconds with no ACK moving is reported `stalled`
     /// (keepalive cannot fire while data is unacknowledged).
-    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = seconds)]
     pub stall_after: f64,
     /// Forget a connection silent for this long (it is reported when it leaves).
     /// The default outlasts Linux's default keepalive (7200 s + 9 x 75 s).
-    #[arg(long, default_value_t = 10800.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 10800.0, value_name = "SECONDS", value_parser = seconds)]
     pub idle_timeout: f64,
     /// Read the filter from this file (as tcpdump's -F; `#` starts a comment).
     #[arg(short = 'F', long, value_name = "FILE", conflicts_with = "filter")]
@@ -275,7 +275,7 @@ pub struct PokeArgs {
     pub count: u32,
     /// Seconds between probes to one connection (at least 1: the peer answers
     /// such probes at most once per 500 ms).
-    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS", value_parser = seconds)]
     pub interval: f64,
     /// Milliseconds to wait for each answer [default: max(200, 4 x smoothed RTT)].
     #[arg(long, value_name = "MS")]
@@ -296,4 +296,13 @@ pub struct PokeArgs {
     /// Taken, as tcpdump's -n and -nn, and changes nothing: kaprobe never looks names up.
     #[arg(short = 'n', action = ArgAction::Count)]
     pub numeric: u8,
+}
+
+/// A time in seconds: a finite number, 0 or more. `f64`'s parser also
+/// takes `nan` and `inf`, which would silently mean 0 or forever.
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
+        _ => Err("expected a number of seconds, 0 or more (such as 1.5)".into()),
+    }
 }

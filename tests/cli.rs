@@ -189,6 +189,28 @@ fn poke_interval_below_one_second_is_refused() {
 }
 
 #[test]
+fn sniff_and_poke_times_must_be_seconds() {
+    for (cmd, flag, value) in [
+        ("sniff", "--grace", "nan"),
+        ("sniff", "--stall-after", "-1"),
+        ("sniff", "--idle-timeout", "inf"),
+        ("sniff", "--duration", "soon"),
+        ("poke", "--interval", "NaN"),
+    ] {
+        let arg = format!("{flag}={value}");
+        let out = kaprobe(&[cmd, &arg, "192.0.2.2:5432"]);
+        assert_eq!(out.status.code(), Some(2), "{cmd} {arg}");
+        let err = stderr(&out);
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.contains(&format!("'{value}' for '{flag}"))
+                && first.contains("a number of seconds, 0 or more"),
+            "{cmd} {arg}: {err}"
+        );
+    }
+}
+
+#[test]
 fn poke_needs_a_peer_or_all() {
     let out = kaprobe(&["poke"]);
     assert_eq!(out.status.code(), Some(2));
