@@ -281,6 +281,13 @@ fn sniff_sees_probes_then_silence_then_dead_and_agrees_with_analyze() {
         summary["capture"]["received"].as_u64().unwrap() > 0,
         "{summary}"
     );
+    let judged = &summary["judged"];
+    assert_eq!(judged["dead"], 1, "{summary}");
+    assert_eq!(
+        judged["unanswered"].as_u64(),
+        Some(sniff_count(&lines, "unanswered") as u64),
+        "{summary}"
+    );
 
     let offline = analyze_json(&pcap);
     assert!(!probe_events(&lines).is_empty());
@@ -561,6 +568,8 @@ fn sniff_reports_data_resent_without_an_ack_as_stalled() {
     );
     let conn = lines.iter().find(|v| v["type"] == "connection").unwrap();
     assert_eq!(conn["verdict"], "retransmitting", "{conn}");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["judged"]["stalled"], 1, "{summary}");
 }
 
 /// The silence ends before the client gives up: the server's ACK reaches
@@ -612,6 +621,8 @@ fn sniff_reports_resumed_when_a_stalled_peer_acknowledges_again() {
         conn["verdict"], "retransmitting",
         "all acknowledged: {conn}"
     );
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["judged"]["resumed"], 1, "{summary}");
 }
 
 fn sniff_count(lines: &[Value], kind: &str) -> usize {

@@ -289,6 +289,19 @@ pub struct Summary {
     pub interface: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capture: Option<crate::capture::LiveStats>,
+    /// Live capture: the judgements only a live capture makes, counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judged: Option<Judged>,
+}
+
+/// How many `unanswered`, `dead`, `stalled` and `resumed` events a live
+/// capture gave.
+#[derive(Serialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Judged {
+    pub unanswered: u64,
+    pub dead: u64,
+    pub stalled: u64,
+    pub resumed: u64,
 }
 
 impl Summary {
@@ -332,6 +345,14 @@ impl Summary {
         self.keepalive_rsts = t.count(EventKind::KeepaliveRst);
         self.zero_window_probes = t.count(EventKind::ZeroWindowProbe);
         self.zero_window_probe_acks = t.count(EventKind::ZeroWindowProbeAck);
+        if self.interface.is_some() {
+            self.judged = Some(Judged {
+                unanswered: t.count(EventKind::Unanswered),
+                dead: t.count(EventKind::Dead),
+                stalled: t.count(EventKind::Stalled),
+                resumed: t.count(EventKind::Resumed),
+            });
+        }
     }
 }
 

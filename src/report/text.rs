@@ -237,6 +237,13 @@ impl TextReport {
                 c.if_dropped
             )?;
         }
+        if let Some(j) = &summary.judged {
+            writeln!(
+                out,
+                "judged live: {} unanswered, {} dead, {} stalled, {} resumed",
+                j.unanswered, j.dead, j.stalled, j.resumed
+            )?;
+        }
         out.flush()
     }
 
@@ -428,6 +435,39 @@ mod tests {
         );
         let none = summary_line(&Summary::default());
         assert!(none.starts_with("0 frames, 0 TCP connections,"), "{none}");
+    }
+
+    #[test]
+    fn only_a_live_capture_ends_with_its_counters_and_judgements() {
+        let text = |summary: &Summary| {
+            let mut out = Vec::new();
+            TextReport::new(false).finish(&mut out, summary).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let file = text(&every_count(1));
+        assert_eq!(file.lines().count(), 1, "{file}");
+        let live = Summary {
+            capture: Some(LiveStats {
+                received: 15,
+                dropped: 0,
+                if_dropped: 0,
+            }),
+            judged: Some(crate::report::json::Judged {
+                unanswered: 3,
+                dead: 1,
+                stalled: 2,
+                resumed: 1,
+            }),
+            ..every_count(1)
+        };
+        let lines: Vec<String> = text(&live).lines().map(str::to_owned).collect();
+        assert_eq!(
+            lines[1..],
+            [
+                "15 packets received by filter, 0 dropped by kernel, 0 dropped by interface",
+                "judged live: 3 unanswered, 1 dead, 2 stalled, 1 resumed"
+            ]
+        );
     }
 
     #[test]
