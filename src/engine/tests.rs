@@ -730,7 +730,7 @@ mod prediction {
         fn prediction_changes_nothing(steps in proptest::collection::vec(step(), 1..120)) {
             let script = script(&steps);
             prop_assert_eq!(observe(Engine::new(), &script), observe(general(Engine::new()), &script));
-            let live = Live { grace: SEC, idle_timeout: 300 * SEC, stall: 5 * SEC };
+            let live = Live { grace: SEC, idle_timeout: 300 * SEC, stall: SEC };
             prop_assert_eq!(
                 observe(Engine::live(live), &script),
                 observe(general(Engine::live(live)), &script)
