@@ -553,6 +553,7 @@ fn sniff_reports_data_resent_without_an_ack_as_stalled() {
     );
     assert_eq!(e["dst"], format!("{B4}:7020"), "{e}");
     assert!(e["resends"].as_u64().unwrap() >= 1, "{e}");
+    assert_eq!(e["peer_silent"], true, "the server is blackholed: {e}");
     assert!(
         e["len"].as_u64().unwrap() >= 5,
         "a line or more in flight: {e}"

@@ -609,6 +609,7 @@ fn judgement(kind: EventKind, key: &FlowKey, side: Side, stats: &ProberStats) ->
         interval: crate::report::median(&stats.intervals),
         resends: None,
         since: None,
+        peer_silent: None,
     }
 }
 
@@ -633,6 +634,7 @@ fn stalled(now: Micros, w: &Waiting, conn: &Conn) -> Event {
         interval: None,
         resends: Some(me.resent_since_ack),
         since: Some(w.time),
+        peer_silent: Some(peer.last_time().is_none_or(|t| t < w.time)),
     }
 }
 
@@ -659,6 +661,7 @@ fn segment_event(kind: EventKind, at: FrameRef, key: &FlowKey, side: Side, seg: 
         interval: None,
         resends: None,
         since: None,
+        peer_silent: None,
     }
 }
 

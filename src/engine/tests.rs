@@ -447,6 +447,11 @@ fn live_data_resent_past_the_stall_time_is_stalled_once() {
         (1000, 50),
         "from the first unacknowledged byte"
     );
+    assert_eq!(
+        e.peer_silent,
+        Some(true),
+        "nothing from the server since 5.3"
+    );
     assert_eq!(e.src.to_string(), crate::testkit::CLIENT);
     assert_eq!(run.only().verdict, Verdict::Retransmitting);
 }
@@ -474,6 +479,21 @@ fn live_resending_ended_by_an_ack_is_not_stalled_and_a_new_run_is() {
     );
     let e = &run.events[0];
     assert_eq!((e.since, e.resends, e.len), (Some(9_400_000), Some(2), 10));
+}
+
+/// Duplicate ACKs (a peer that gets segments but not the one it lacks)
+/// keep the run of resending going, and the event says the peer is there.
+#[test]
+fn live_stall_with_duplicate_acks_says_the_peer_still_sends() {
+    let mut script = live_opening();
+    script.extend(resent_data(5.0, &[5.3]));
+    script.push((6.0, Some(s2c())));
+    script.extend(resent_data(6.5, &[]));
+    script.push((8.0, None));
+    let run = run_live(&script, 9.0);
+    assert_eq!(run.kinds(), [EventKind::Stalled]);
+    assert_eq!(run.events[0].peer_silent, Some(false));
+    assert_eq!(run.events[0].resends, Some(2));
 }
 
 #[test]

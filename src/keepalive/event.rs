@@ -65,4 +65,8 @@ pub struct Event {
     /// last moved, and when the first of them was sent.
     pub resends: Option<u32>,
     pub since: Option<Micros>,
+    /// For `stalled`: nothing came from the peer since the first resend (a
+    /// peer gone, or a path dropping everything), rather than segments that
+    /// do not acknowledge the data (loss the peer keeps reporting).
+    pub peer_silent: Option<bool>,
 }

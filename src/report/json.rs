@@ -71,6 +71,8 @@ struct EventLine<'a> {
     resends: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     since: Option<Time>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_silent: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -217,6 +219,7 @@ impl<W: Write> JsonWriter<W> {
             interval_s: e.interval.filter(|_| judged).map(s),
             resends: e.resends,
             since: e.since.map(Time),
+            peer_silent: e.peer_silent,
         };
         write_line(&mut self.out, &mut self.line, &line)
     }

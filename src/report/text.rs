@@ -96,10 +96,15 @@ pub fn event_line(e: &Event, file: &str) -> String {
         ),
         (EventKind::Stalled, _, _) => write!(
             line,
-            "  {} unacknowledged, resent {} in {} (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
+            "  {} unacknowledged, resent {} in {}, {} (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
             counted(e.len, "byte"),
             counted(e.resends.unwrap_or(0), "time"),
-            Span(e.since.map(|t| e.time.saturating_sub(t)))
+            Span(e.since.map(|t| e.time.saturating_sub(t))),
+            if e.peer_silent == Some(false) {
+                "the peer sends but does not acknowledge"
+            } else {
+                "nothing from the peer"
+            }
         ),
         (EventKind::Resumed, _, _) => write!(
             line,
@@ -523,6 +528,7 @@ mod tests {
             interval: None,
             resends: None,
             since: None,
+            peer_silent: None,
         };
         let lines = [
             (probe.clone(), "2026-11-22 19:29:21.377705  #11     keepalive             192.0.2.1:57838 > 192.0.2.2:5432  len 0"),
@@ -566,9 +572,10 @@ mod tests {
                     len: 48,
                     resends: Some(4),
                     since: Some(1_795_375_756_177_705),
+                    peer_silent: Some(true),
                     ..probe.clone()
                 },
-                "2026-11-22 19:29:21.377705  #40     stalled               192.0.2.1:57838 > 192.0.2.2:5432  48 bytes unacknowledged, resent 4 times in 5.2 s (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
+                "2026-11-22 19:29:21.377705  #40     stalled               192.0.2.1:57838 > 192.0.2.2:5432  48 bytes unacknowledged, resent 4 times in 5.2 s, nothing from the peer (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
             ),
             (
                 Event {
@@ -577,9 +584,10 @@ mod tests {
                     len: 1,
                     resends: Some(1),
                     since: Some(1_795_375_756_177_705),
+                    peer_silent: Some(false),
                     ..probe.clone()
                 },
-                "2026-11-22 19:29:21.377705  #41     stalled               192.0.2.1:57838 > 192.0.2.2:5432  1 byte unacknowledged, resent 1 time in 5.2 s (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
+                "2026-11-22 19:29:21.377705  #41     stalled               192.0.2.1:57838 > 192.0.2.2:5432  1 byte unacknowledged, resent 1 time in 5.2 s, the peer sends but does not acknowledge (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
             ),
             (
                 Event {
