@@ -385,7 +385,7 @@ fn summary_line(s: &Summary) -> String {
 pub fn status_line(t: &Totals, tracked: usize, c: &LiveStats) -> String {
     format!(
         "{} received by filter, {} dropped by kernel, {} dropped by interface; {}, {} tracked; \
-         {}, {} ACKed, {} answered by RST, {} unanswered, {} dead, {} stalled",
+         {}, {} ACKed, {} answered by RST, {} unanswered, {} dead, {} stalled, {} resumed",
         counted(c.received, "packet"),
         c.dropped,
         c.if_dropped,
@@ -397,6 +397,7 @@ pub fn status_line(t: &Totals, tracked: usize, c: &LiveStats) -> String {
         t.count(EventKind::Unanswered),
         t.count(EventKind::Dead),
         t.count(EventKind::Stalled),
+        t.count(EventKind::Resumed),
     )
 }
 
@@ -488,6 +489,7 @@ mod tests {
             (EventKind::Unanswered, 3),
             (EventKind::Dead, 2),
             (EventKind::Stalled, 4),
+            (EventKind::Resumed, 8),
         ] {
             t.events[kind as usize] = n;
         }
@@ -500,7 +502,7 @@ mod tests {
             status_line(&t, 7, &c),
             "130 packets received by filter, 4 dropped by kernel, 6 dropped by interface; \
              120 frames, 7 connections tracked; 9 probes, 5 ACKed, 1 answered by RST, \
-             3 unanswered, 2 dead, 4 stalled"
+             3 unanswered, 2 dead, 4 stalled, 8 resumed"
         );
     }
 
