@@ -250,7 +250,7 @@ pub struct Totals {
     pub connections: u64,
     /// Most connections held in the table at once.
     pub peak_open: u64,
-    pub events: [u64; 9],
+    pub events: [u64; EventKind::COUNT],
 }
 
 impl Totals {
@@ -593,23 +593,10 @@ fn next_due(queue: &VecDeque<Waiting>, after: Micros) -> Micros {
 /// A live judgement about one prober: what it has shown so far.
 fn judgement(kind: EventKind, key: &FlowKey, side: Side, stats: &ProberStats) -> Event {
     Event {
-        kind,
-        file: 0,
-        frame: 0,
         time: stats.last_probe,
-        src: key.endpoint(side),
-        dst: key.endpoint(side.other()),
-        seq: 0,
-        ack: 0,
-        len: 0,
-        rtt: None,
-        probe_frame: None,
-        unanswered: None,
         idle: stats.first_idle(),
         interval: crate::report::median(&stats.intervals),
-        resends: None,
-        since: None,
-        peer_silent: None,
+        ..Event::new(kind, key.endpoint(side), key.endpoint(side.other()))
     }
 }
 
@@ -617,24 +604,17 @@ fn judgement(kind: EventKind, key: &FlowKey, side: Side, stats: &ProberStats) ->
 /// first byte the peer has not acknowledged, `len` the bytes from there on.
 fn stalled(now: Micros, w: &Waiting, conn: &Conn) -> Event {
     let (me, peer) = (conn.flow.half(w.side), conn.flow.half(w.side.other()));
+    let (src, dst) = (w.key.endpoint(w.side), w.key.endpoint(w.side.other()));
     Event {
-        kind: EventKind::Stalled,
-        file: 0,
         frame: w.frame,
         time: now,
-        src: w.key.endpoint(w.side),
-        dst: w.key.endpoint(w.side.other()),
         seq: peer.ack().unwrap_or(0),
         ack: me.ack().unwrap_or(0),
         len: me.outstanding(peer).unwrap_or(0),
-        rtt: None,
-        probe_frame: None,
-        unanswered: None,
-        idle: None,
-        interval: None,
         resends: Some(me.resent_since_ack),
         since: Some(w.time),
         peer_silent: Some(peer.last_time().is_none_or(|t| t < w.time)),
+        ..Event::new(EventKind::Stalled, src, dst)
     }
 }
 
@@ -645,23 +625,13 @@ fn stalled(now: Micros, w: &Waiting, conn: &Conn) -> Event {
 #[cold]
 fn segment_event(kind: EventKind, at: FrameRef, key: &FlowKey, side: Side, seg: &Segment) -> Event {
     Event {
-        kind,
         file: at.file,
         frame: at.frame,
         time: at.time,
-        src: key.endpoint(side),
-        dst: key.endpoint(side.other()),
         seq: seg.seq,
         ack: seg.ack,
         len: seg.payload_len,
-        rtt: None,
-        probe_frame: None,
-        unanswered: None,
-        idle: None,
-        interval: None,
-        resends: None,
-        since: None,
-        peer_silent: None,
+        ..Event::new(kind, key.endpoint(side), key.endpoint(side.other()))
     }
 }
 

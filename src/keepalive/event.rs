@@ -24,6 +24,9 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// How many kinds there are (the last one's index, plus one).
+    pub const COUNT: usize = EventKind::Resumed as usize + 1;
+
     pub fn name(self) -> &'static str {
         match self {
             EventKind::Keepalive => "keepalive",
@@ -69,4 +72,30 @@ pub struct Event {
     /// peer gone, or a path dropping everything), rather than segments that
     /// do not acknowledge the data (loss the peer keeps reporting).
     pub peer_silent: Option<bool>,
+}
+
+impl Event {
+    /// A `kind` event from `src` to `dst`, with every number 0 and every
+    /// optional field empty: the caller fills in what its kind carries.
+    pub fn new(kind: EventKind, src: SocketAddr, dst: SocketAddr) -> Event {
+        Event {
+            kind,
+            file: 0,
+            frame: 0,
+            time: 0,
+            src,
+            dst,
+            seq: 0,
+            ack: 0,
+            len: 0,
+            rtt: None,
+            probe_frame: None,
+            unanswered: None,
+            idle: None,
+            interval: None,
+            resends: None,
+            since: None,
+            peer_silent: None,
+        }
+    }
 }

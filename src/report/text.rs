@@ -514,23 +514,13 @@ mod tests {
         colored::control::set_override(false);
         let v4 = |s: &str| s.parse::<SocketAddr>().unwrap();
         let probe = Event {
-            kind: EventKind::Keepalive,
-            file: 0,
             frame: 11,
             time: 1_795_375_761_377_705,
-            src: v4("192.0.2.1:57838"),
-            dst: v4("192.0.2.2:5432"),
-            seq: 0,
-            ack: 0,
-            len: 0,
-            rtt: None,
-            probe_frame: None,
-            unanswered: None,
-            idle: None,
-            interval: None,
-            resends: None,
-            since: None,
-            peer_silent: None,
+            ..Event::new(
+                EventKind::Keepalive,
+                v4("192.0.2.1:57838"),
+                v4("192.0.2.2:5432"),
+            )
         };
         let lines = [
             (probe.clone(), "2026-11-22 19:29:21.377705  #11     keepalive             192.0.2.1:57838 > 192.0.2.2:5432  len 0"),
