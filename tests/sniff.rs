@@ -515,6 +515,10 @@ fn sniff_reports_data_resent_without_an_ack_as_stalled() {
     let net = Net::new();
     let _server = net.peer(&net.b, &["server", B4, "7020"]);
     let sniff = Sniff::start(&net, &net.a, &net.a_if, &["--stall-after", "1.5"]);
+    // Beside it, one that sees the client's side only, as a `src host`
+    // filter or asymmetric routing would have it: no ACK, so no judgement.
+    let one_way = ["--all", "--stall-after", "1.5", "src", "host", A4];
+    let one_way = Sniff::start(&net, &net.a, &net.a_if, &one_way);
     let client = net.peer(
         &net.a,
         &[
@@ -571,6 +575,16 @@ fn sniff_reports_data_resent_without_an_ack_as_stalled() {
     assert_eq!(conn["verdict"], "retransmitting", "{conn}");
     let summary = lines.last().unwrap();
     assert_eq!(summary["judged"]["stalled"], 1, "{summary}");
+
+    let one_way = one_way.interrupt();
+    let conn = one_way.iter().find(|v| v["type"] == "connection").unwrap();
+    let resends = e["resends"].as_u64().unwrap();
+    assert!(
+        conn["packets"].as_u64().unwrap() > resends,
+        "the one-way capture saw the resends too: {conn}"
+    );
+    assert_eq!(sniff_count(&one_way, "stalled"), 0, "no ACK seen, no stall");
+    assert_ne!(conn["verdict"], "retransmitting", "{conn}");
 }
 
 /// The silence ends before the client gives up: the server's ACK reaches

@@ -499,8 +499,8 @@ impl Engine {
             let Some(conn) = self.find_mut(&w.key).filter(|c| c.stream() == w.stream) else {
                 continue;
             };
-            let [a, b] = &conn.flow.half;
-            if conn.resending_since(w.side) != Some(w.time) || a.rst() || b.rst() {
+            let same_run = conn.resending_since(w.side) == Some(w.time);
+            if !same_run || conn.flow.stuck(w.side).is_none() {
                 continue;
             }
             conn.flow.half_mut(w.side).set_stalled();

@@ -456,6 +456,27 @@ fn live_data_resent_past_the_stall_time_is_stalled_once() {
     assert_eq!(run.only().verdict, Verdict::Retransmitting);
 }
 
+/// A capture of one direction (`src host X`, asymmetric routing) holds
+/// no ACK from the peer: a resend there says nothing about the peer, and
+/// the report, which needs the peer's ACK to count bytes unacknowledged, has
+/// no `retransmitting` either.
+#[test]
+fn live_resending_seen_in_one_direction_only_is_not_stalled() {
+    let data = |seq| Segment {
+        seq,
+        payload_len: 50,
+        ..c2s()
+    };
+    let mut script = vec![(1.0, Some(data(1000))), (1.3, Some(data(1000)))];
+    script.push((1.6, Some(data(1050))));
+    for t in [4.0, 8.0, 12.0] {
+        script.push((t, None));
+    }
+    let run = run_live(&script, 13.0);
+    assert_eq!(run.kinds(), [], "no ACK seen from the peer, so no stall");
+    assert_ne!(run.only().verdict, Verdict::Retransmitting);
+}
+
 #[test]
 fn live_resending_ended_by_an_ack_is_not_stalled_and_a_new_run_is() {
     let mut script = live_opening();

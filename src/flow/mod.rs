@@ -382,6 +382,19 @@ impl Flow {
         &mut self.half[side as usize]
     }
 
+    /// The bytes `side` keeps resending without the peer's ACK moving. None
+    /// once either side reset, and none unless an ACK from the peer was
+    /// seen: a capture of one direction (`src host X`, asymmetric routing)
+    /// says nothing about what the peer received.
+    pub fn stuck(&self, side: Side) -> Option<u32> {
+        let [a, b] = &self.half;
+        let me = self.half(side);
+        if a.rst() || b.rst() || !me.resending() {
+            return None;
+        }
+        me.outstanding(self.half(side.other()))
+    }
+
     /// Who sent the first SYN without ACK: the client.
     pub fn syn_from(&self) -> Option<Side> {
         [Side::Lo, Side::Hi]

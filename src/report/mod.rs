@@ -203,17 +203,12 @@ fn guess_client(key: &FlowKey) -> Side {
 /// keepalive cannot fire then (Linux `tcp_keepalive_timer` re-arms while
 /// `packets_out` is non-zero), only TCP_USER_TIMEOUT or tcp_retries2 end it.
 fn resending(key: &FlowKey, conn: &Conn) -> Option<Resending> {
-    let [a, b] = &conn.flow.half;
-    if a.rst() || b.rst() {
-        return None;
-    }
     [Side::Lo, Side::Hi].into_iter().find_map(|side| {
-        let me = conn.flow.half(side);
-        let bytes = me.outstanding(conn.flow.half(side.other()))?;
-        (me.resent_since_ack > 0).then(|| Resending {
+        let bytes = conn.flow.stuck(side)?;
+        Some(Resending {
             endpoint: key.endpoint(side),
             bytes,
-            resends: me.resent_since_ack,
+            resends: conn.flow.half(side).resent_since_ack,
             since: conn.resending_since(side).unwrap_or(conn.last_time),
         })
     })
