@@ -587,6 +587,51 @@ fn sniff_reports_data_resent_without_an_ack_as_stalled() {
     assert_ne!(conn["verdict"], "retransmitting", "{conn}");
 }
 
+/// For the server's namespace: drop every segment from the client that
+/// carries PSH (its data, first sent or resent) and let the rest through (its
+/// pure ACKs), so the server gets no data but still hears the client.
+const LOSE_CLIENT_DATA: &str = "table inet kp {
+  chain input { type filter hook input priority 0; tcp flags & psh == psh drop; }
+}";
+
+/// Loss that the peer keeps answering: the server gets none of the client's
+/// data, but its keepalive probes still reach the client and the client's
+/// ACKs reach it. The client's data is stalled, and the event says that the
+/// peer still sends.
+#[test]
+fn sniff_says_a_stalled_peer_that_still_sends_is_not_silent() {
+    if !privileged("sniff_says_a_stalled_peer_that_still_sends_is_not_silent") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7022", "--keepalive", "1,1,9"]);
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &["--stall-after", "2"]);
+    let client = net.peer(
+        &net.a,
+        &["client", B4, "7022", "--send-every", "0.2", "--hold", "8"],
+    );
+    thread::sleep(Duration::from_secs(1));
+    nft(&net, &net.b, LOSE_CLIENT_DATA);
+    sniff.wait_for("stalled", 1, 8);
+    let lines = sniff.interrupt();
+    drop(client);
+
+    let stalled: Vec<&Value> = lines.iter().filter(|v| v["type"] == "stalled").collect();
+    assert_eq!(stalled.len(), 1, "{stalled:?}");
+    let e = stalled[0];
+    assert!(
+        e["src"].as_str().unwrap().starts_with(&format!("{A4}:")),
+        "{e}"
+    );
+    assert_eq!(e["peer_silent"], false, "the server probes meanwhile: {e}");
+    let since = time_field(e, "since");
+    let server = format!("{B4}:7022");
+    let probed = lines
+        .iter()
+        .any(|v| v["type"] == "keepalive" && v["src"] == server && time_field(v, "time") > since);
+    assert!(probed, "the server's probes are what the client heard");
+}
+
 /// The silence ends before the client gives up: the server's ACK reaches
 /// the client again, and sniff says the stalled data was acknowledged.
 #[test]
