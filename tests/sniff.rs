@@ -240,6 +240,10 @@ fn sniff_sees_probes_then_silence_then_dead_and_agrees_with_analyze() {
     let pcap = temp("sniff-dead.pcap");
     let _server = net.peer(&net.b, &["server", B4, "7000"]);
     let sniff = Sniff::start(&net, &net.a, &net.a_if, &["-w", pcap.to_str().unwrap()]);
+    // Beside it, one that sees only what the client sends: every probe is
+    // unanswered there, and the judgements say that nothing from the
+    // server was captured.
+    let one_way = Sniff::start(&net, &net.a, &net.a_if, &["src", "host", A4]);
     let client = net.peer(
         &net.a,
         &["client", B4, "7000", "--keepalive", "1,1,3", "--hold", "20"],
@@ -298,6 +302,26 @@ fn sniff_sees_probes_then_silence_then_dead_and_agrees_with_analyze() {
     );
     let verdict = offline.iter().find(|v| v["type"] == "connection").unwrap();
     assert_eq!(verdict["verdict"], "dead");
+
+    let judged = |lines: &[Value]| -> Vec<Value> {
+        let kinds = ["unanswered", "dead"];
+        let of = |v: &&Value| kinds.iter().any(|k| v["type"] == *k);
+        lines
+            .iter()
+            .filter(of)
+            .map(|v| v["peer_captured"].clone())
+            .collect()
+    };
+    let both_ways = judged(&lines);
+    assert!(both_ways.iter().all(|c| c == true), "{both_ways:?}");
+    let one_way = one_way.interrupt();
+    assert!(
+        sniff_count(&one_way, "unanswered") > sniff_count(&lines, "unanswered"),
+        "the probes the server answered are unanswered there too"
+    );
+    assert_eq!(sniff_count(&one_way, "dead"), 1);
+    let one_way = judged(&one_way);
+    assert!(one_way.iter().all(|c| c == false), "{one_way:?}");
 }
 
 /// Stopped while data flows, sniff still reads what the kernel had captured

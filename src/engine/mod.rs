@@ -485,6 +485,7 @@ impl Engine {
                 frame: w.frame,
                 unanswered: Some(stats.run),
                 probe_frame: Some(w.frame),
+                peer_captured: Some(peer_captured(conn, w.side)),
                 ..judgement(EventKind::Unanswered, &w.key, w.side, stats)
             };
             self.totals.events[e.kind as usize] += 1;
@@ -600,6 +601,11 @@ fn judgement(kind: EventKind, key: &FlowKey, side: Side, stats: &ProberStats) ->
     }
 }
 
+/// Whether any packet from the peer of `side` was captured on `conn`.
+fn peer_captured(conn: &Conn, side: Side) -> bool {
+    conn.flow.half(side.other()).last_time().is_some()
+}
+
 /// The `stalled` event for the side of `conn` that `w` names: `seq` is the
 /// first byte the peer has not acknowledged, `len` the bytes from there on.
 fn stalled(now: Micros, w: &Waiting, conn: &Conn) -> Event {
@@ -707,6 +713,7 @@ fn step(
         }
         _ => {
             if seg.has(flags::RST) {
+                let captured = peer_captured(conn, side);
                 if let Some(stats) = conn.cold.probers[side as usize].as_mut() {
                     if stats.prober_reset() && live {
                         emit(&Event {
@@ -714,6 +721,7 @@ fn step(
                             frame: at.frame,
                             file: at.file,
                             unanswered: stats.gave_up_after,
+                            peer_captured: Some(captured),
                             ..judgement(EventKind::Dead, key, side, stats)
                         });
                     }

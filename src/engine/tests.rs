@@ -358,6 +358,37 @@ fn live_probe_past_grace_is_judged_unanswered_once() {
     let run = run_live(&script, 11.0);
     assert_eq!(run.kinds(), [EventKind::Keepalive, EventKind::Unanswered]);
     assert_eq!(run.events[1].unanswered, Some(1));
+    assert_eq!(run.events[1].peer_captured, Some(true), "the handshake");
+}
+
+/// Probes from a connection whose peer never appears in the capture (gone
+/// before it began, or a capture of one direction): the judgements say so.
+#[test]
+fn live_judgements_say_when_nothing_from_the_peer_was_captured() {
+    let data = Segment {
+        seq: 1000,
+        payload_len: 50,
+        ..c2s()
+    };
+    let probe = Segment { seq: 1049, ..c2s() };
+    let mut script = vec![(1.0, Some(data))];
+    for t in [3.0, 4.0, 5.0] {
+        script.push((t, Some(probe.clone())));
+    }
+    let rst = Segment {
+        seq: 1050,
+        flags: flags::RST | flags::ACK,
+        ..c2s()
+    };
+    script.push((6.0, Some(rst)));
+    let run = run_live(&script, 7.0);
+    let judged: Vec<&Event> = run
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Unanswered | EventKind::Dead))
+        .collect();
+    assert_eq!(judged.len(), 4, "three unanswered, then dead");
+    assert!(judged.iter().all(|e| e.peer_captured == Some(false)));
 }
 
 #[test]
@@ -391,6 +422,7 @@ fn live_prober_giving_up_is_a_dead_event_with_its_settings() {
         .find(|e| e.kind == EventKind::Dead)
         .expect("a dead event");
     assert_eq!(dead.unanswered, Some(3));
+    assert_eq!(dead.peer_captured, Some(true));
     assert_eq!(dead.interval, Some(SEC));
     assert_eq!(dead.idle, Some(10 * SEC - 4_000));
     let unanswered = run

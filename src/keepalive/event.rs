@@ -72,6 +72,12 @@ pub struct Event {
     /// peer gone, or a path dropping everything), rather than segments that
     /// do not acknowledge the data (loss the peer keeps reporting).
     pub peer_silent: Option<bool>,
+    /// For `unanswered` and `dead`: whether any packet from the peer was
+    /// captured on the connection. None was: the peer has been silent since
+    /// before the capture began, or the capture misses that direction (a
+    /// `src host` filter, another path), and then the probes may well be
+    /// answered out of sight.
+    pub peer_captured: Option<bool>,
 }
 
 impl Event {
@@ -96,6 +102,7 @@ impl Event {
             resends: None,
             since: None,
             peer_silent: None,
+            peer_captured: None,
         }
     }
 }

@@ -73,6 +73,8 @@ struct EventLine<'a> {
     since: Option<Time>,
     #[serde(skip_serializing_if = "Option::is_none")]
     peer_silent: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_captured: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -220,6 +222,7 @@ impl<W: Write> JsonWriter<W> {
             resends: e.resends,
             since: e.since.map(Time),
             peer_silent: e.peer_silent,
+            peer_captured: e.peer_captured,
         };
         write_line(&mut self.out, &mut self.line, &line)
     }

@@ -117,6 +117,9 @@ pub fn event_line(e: &Event, file: &str) -> String {
         }
         _ => Ok(()),
     };
+    if e.peer_captured == Some(false) {
+        line.push_str(", no packet from the peer in this capture (silent since before it began, or its direction is not captured)");
+    }
     line
 }
 
@@ -548,6 +551,17 @@ mod tests {
             ),
             (
                 Event {
+                    kind: EventKind::Unanswered,
+                    frame: 13,
+                    probe_frame: Some(13),
+                    unanswered: Some(2),
+                    peer_captured: Some(false),
+                    ..probe.clone()
+                },
+                "2026-11-22 19:29:21.377705  #13     unanswered            192.0.2.1:57838 > 192.0.2.2:5432  probe #13 unanswered (2 in a row), no packet from the peer in this capture (silent since before it began, or its direction is not captured)",
+            ),
+            (
+                Event {
                     kind: EventKind::Dead,
                     frame: 15,
                     unanswered: Some(3),
@@ -556,6 +570,17 @@ mod tests {
                     ..probe.clone()
                 },
                 "2026-11-22 19:29:21.377705  #15     dead                  192.0.2.1:57838 > 192.0.2.2:5432  gave up after 3 unanswered probes (idle 2.0 s, interval 1.0 s)",
+            ),
+            (
+                Event {
+                    kind: EventKind::Dead,
+                    frame: 16,
+                    unanswered: Some(3),
+                    interval: Some(1_000_000),
+                    peer_captured: Some(false),
+                    ..probe.clone()
+                },
+                "2026-11-22 19:29:21.377705  #16     dead                  192.0.2.1:57838 > 192.0.2.2:5432  gave up after 3 unanswered probes (idle -, interval 1.0 s), no packet from the peer in this capture (silent since before it began, or its direction is not captured)",
             ),
             (
                 Event {
