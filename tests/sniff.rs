@@ -320,6 +320,15 @@ fn sniff_sees_probes_then_silence_then_dead_and_agrees_with_analyze() {
         "the probes the server answered are unanswered there too"
     );
     assert_eq!(sniff_count(&one_way, "dead"), 1);
+    let conn = one_way.iter().find(|v| v["type"] == "connection").unwrap();
+    let unheard = format!("no packet from {B4}:7000 was captured");
+    let hints = conn["hints"].as_array().unwrap();
+    assert!(
+        hints
+            .iter()
+            .any(|h| h.as_str().unwrap().starts_with(&unheard)),
+        "{conn}"
+    );
     let one_way = judged(&one_way);
     assert!(one_way.iter().all(|c| c == false), "{one_way:?}");
 }

@@ -186,6 +186,36 @@ fn probes_unanswered_at_capture_end_are_unanswered() {
     let c = run(&script).only().clone();
     assert_eq!(c.verdict, Verdict::Unanswered);
     assert_eq!(c.probers[0].stats.run, 2);
+    assert_eq!(c.unheard, None, "the server answered the SYN");
+    assert!(!c.hints.iter().any(|h| h.starts_with("no packet from")));
+}
+
+/// A capture of the client's side only: its probes are unanswered as far as
+/// the capture goes, and the report says the server was never heard.
+#[test]
+fn probes_of_a_peer_never_captured_say_so() {
+    let data = Segment {
+        seq: 1000,
+        payload_len: 50,
+        ..c2s()
+    };
+    let script = vec![
+        (0.0, data),
+        (10.0, Segment { seq: 1049, ..c2s() }),
+        (11.0, Segment { seq: 1049, ..c2s() }),
+    ];
+    let c = run(&script).only().clone();
+    assert_eq!(c.verdict, Verdict::Unanswered);
+    assert_eq!(
+        c.unheard.map(|a| a.to_string()).as_deref(),
+        Some(crate::testkit::SERVER)
+    );
+    let hint = format!("no packet from {} was captured", crate::testkit::SERVER);
+    assert!(
+        c.hints.iter().any(|h| h.starts_with(&hint)),
+        "{:?}",
+        c.hints
+    );
 }
 
 #[test]
@@ -389,6 +419,14 @@ fn live_judgements_say_when_nothing_from_the_peer_was_captured() {
         .collect();
     assert_eq!(judged.len(), 4, "three unanswered, then dead");
     assert!(judged.iter().all(|e| e.peer_captured == Some(false)));
+    let c = run.only();
+    assert_eq!(c.verdict, Verdict::Dead);
+    let unheard = format!("no packet from {} was captured", crate::testkit::SERVER);
+    assert!(
+        c.hints.iter().any(|h| h.starts_with(&unheard)),
+        "{:?}",
+        c.hints
+    );
 }
 
 #[test]

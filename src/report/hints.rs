@@ -31,6 +31,12 @@ pub fn hints(report: &ConnectionReport) -> Vec<String> {
             r.endpoint, r.bytes, r.resends
         ));
     }
+    let judged = matches!(report.verdict, Verdict::Dead | Verdict::Unanswered);
+    if let Some(peer) = report.unheard.filter(|_| judged) {
+        out.push(format!(
+            "no packet from {peer} was captured: it has been silent since before the capture began, or the capture misses its direction (a filter such as src host, another path), and the probes may have been answered out of sight"
+        ));
+    }
     match report.verdict {
         Verdict::Dead => out.extend(report.probers.iter().filter_map(dead)),
         Verdict::Reset => out.push(

@@ -108,6 +108,9 @@ pub struct ConnectionReport {
     pub probers: Vec<ProberReport>,
     pub resending: Option<Resending>,
     pub verdict: Verdict,
+    /// An endpoint of which no packet was captured (the first such, client
+    /// side first): silent since before the capture, or out of its sight.
+    pub unheard: Option<SocketAddr>,
     pub hints: Vec<String>,
 }
 
@@ -146,6 +149,10 @@ impl ConnectionReport {
         };
         let resending = resending(key, conn);
         let verdict = verdict(&probers, resending.as_ref());
+        let unheard = [client_side, client_side.other()]
+            .into_iter()
+            .find(|&side| conn.flow.half(side).last_time().is_none())
+            .map(|side| key.endpoint(side));
         let mut report = ConnectionReport {
             stream: conn.stream(),
             client: key.endpoint(client_side),
@@ -162,6 +169,7 @@ impl ConnectionReport {
             probers,
             resending,
             verdict,
+            unheard,
             hints: Vec::new(),
         };
         report.hints = hints::hints(&report);
