@@ -581,13 +581,8 @@ fn sniff_reports_data_resent_without_an_ack_as_stalled() {
     assert!(outcome.contains("timed out"), "TCP_USER_TIMEOUT: {outcome}");
     let lines = sniff.interrupt();
 
-    let stalled: Vec<&Value> = lines.iter().filter(|v| v["type"] == "stalled").collect();
-    assert_eq!(stalled.len(), 1, "one event for one run of resending");
-    let e = stalled[0];
-    assert!(
-        e["src"].as_str().unwrap().starts_with(&format!("{A4}:")),
-        "{e}"
-    );
+    // One event for one run of resending.
+    let e = one_from_client(&lines, "stalled");
     assert_eq!(e["dst"], format!("{B4}:7020"), "{e}");
     assert!(e["resends"].as_u64().unwrap() >= 1, "{e}");
     assert_eq!(e["peer_silent"], true, "the server is blackholed: {e}");
@@ -649,13 +644,7 @@ fn sniff_says_a_stalled_peer_that_still_sends_is_not_silent() {
     let lines = sniff.interrupt();
     drop(client);
 
-    let stalled: Vec<&Value> = lines.iter().filter(|v| v["type"] == "stalled").collect();
-    assert_eq!(stalled.len(), 1, "{stalled:?}");
-    let e = stalled[0];
-    assert!(
-        e["src"].as_str().unwrap().starts_with(&format!("{A4}:")),
-        "{e}"
-    );
+    let e = one_from_client(&lines, "stalled");
     assert_eq!(e["peer_silent"], false, "the server probes meanwhile: {e}");
     let since = time_field(e, "since");
     let server = format!("{B4}:7022");
@@ -720,6 +709,16 @@ fn sniff_reports_resumed_when_a_stalled_peer_acknowledges_again() {
 
 fn sniff_count(lines: &[Value], kind: &str) -> usize {
     lines.iter().filter(|v| v["type"] == kind).count()
+}
+
+/// The one `kind` event of `lines`, which must be from the client (`A4`).
+fn one_from_client<'a>(lines: &'a [Value], kind: &str) -> &'a Value {
+    let all: Vec<&Value> = lines.iter().filter(|v| v["type"] == kind).collect();
+    assert_eq!(all.len(), 1, "one {kind} event: {all:?}");
+    let e = all[0];
+    let src = e["src"].as_str().unwrap();
+    assert!(src.starts_with(&format!("{A4}:")), "from the client: {e}");
+    e
 }
 
 #[test]
