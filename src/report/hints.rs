@@ -21,8 +21,18 @@ const CADENCES: [(f64, f64, &str); 3] = [
 
 pub fn hints(report: &ConnectionReport) -> Vec<String> {
     let mut out = Vec::new();
+    // Unheard, the peer may have answered earlier probes out of sight, and
+    // Linux counts only the probes since the last answer.
+    let count = |n: u32| {
+        let fewer = if report.unheard.is_some() {
+            " or fewer"
+        } else {
+            ""
+        };
+        format!("TCP_KEEPCNT {n}{fewer}")
+    };
     for p in &report.probers {
-        out.extend(cadence(p));
+        out.extend(cadence(p, &count));
         out.extend(middlebox(p));
     }
     if let Some(r) = &report.resending {
@@ -38,7 +48,7 @@ pub fn hints(report: &ConnectionReport) -> Vec<String> {
         ));
     }
     match report.verdict {
-        Verdict::Dead => out.extend(report.probers.iter().filter_map(dead)),
+        Verdict::Dead => out.extend(report.probers.iter().filter_map(|p| dead(p, &count))),
         Verdict::Reset => out.push(
             "the peer answered a probe with RST: it no longer knows the connection (restart, failover, or a middlebox that forgot the flow)".into(),
         ),
@@ -55,7 +65,7 @@ fn near(measured: f64, expected: f64) -> bool {
     (measured - expected).abs() <= expected * 0.05 + 0.2
 }
 
-fn cadence(p: &ProberReport) -> Option<String> {
+fn cadence(p: &ProberReport, count: &dyn Fn(u32) -> String) -> Option<String> {
     let [zero, one] = p.stats.sizes;
     let interval = p.interval().map(secs);
     if one > 0 {
@@ -92,7 +102,7 @@ fn cadence(p: &ProberReport) -> Option<String> {
         parts.push(format!("TCP_KEEPINTVL ~{v:.0} s"));
     }
     if let Some(n) = p.stats.gave_up_after {
-        parts.push(format!("TCP_KEEPCNT {n}"));
+        parts.push(count(n));
     }
     let settings = if parts.is_empty() {
         String::new()
@@ -122,14 +132,15 @@ fn middlebox(p: &ProberReport) -> Option<String> {
     ))
 }
 
-fn dead(p: &ProberReport) -> Option<String> {
+fn dead(p: &ProberReport, count: &dyn Fn(u32) -> String) -> Option<String> {
     let n = p.stats.gave_up_after?;
     let interval = p
         .interval()
         .map(|i| format!(" {:.1} s apart", secs(i)))
         .unwrap_or_default();
     Some(format!(
-        "{} gave up: {n} unanswered probes{interval}, then its RST (TCP_KEEPCNT {n})",
-        p.endpoint
+        "{} gave up: {n} unanswered probes{interval}, then its RST ({})",
+        p.endpoint,
+        count(n)
     ))
 }
