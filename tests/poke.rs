@@ -464,12 +464,6 @@ fn our_own_firewall_dropping_the_learning_ack_is_a_clear_cannot_tell() {
     assert_eq!(outcome["result"], "held", "{outcome}");
 }
 
-/// The common host firewall (ufw, firewalld): invalid packets dropped on
-/// input only.
-const DROP_INVALID_INPUT: &str = "table inet kp {
-  chain input { type filter hook input priority 0; ct state invalid drop; }
-}";
-
 #[test]
 fn our_firewall_dropping_invalid_input_makes_poke_ask_the_peer() {
     if !privileged("our_firewall_dropping_invalid_input_makes_poke_ask_the_peer") {

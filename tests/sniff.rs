@@ -654,6 +654,58 @@ fn sniff_says_a_stalled_peer_that_still_sends_is_not_silent() {
     assert!(probed, "the server's probes are what the client heard");
 }
 
+/// What a NAT or a cloud firewall does to an idle flow (AWS NLB and NAT
+/// gateway 350 s, Azure 4 min, GCP 10 min), shrunk to seconds: the server's
+/// namespace tracks connections, forgets one idle for 2 s, and drops what it
+/// no longer knows. The client's keepalive (idle 4 s) comes too late: sniff
+/// on the client's side sees every probe go unanswered and the client give up,
+/// although the server was there all along.
+#[test]
+fn sniff_sees_a_firewall_that_forgot_an_idle_flow_kill_it() {
+    if !privileged("sniff_sees_a_firewall_that_forgot_an_idle_flow_kill_it") {
+        return;
+    }
+    let net = Net::new();
+    nft(&net, &net.b, DROP_INVALID_INPUT);
+    let forget = [
+        "net.netfilter.nf_conntrack_tcp_timeout_established=2",
+        // Without it, conntrack would take a probe up as a new flow.
+        "net.netfilter.nf_conntrack_tcp_loose=0",
+    ];
+    let ok = net.cmd(&net.b, "sysctl").arg("-qw").args(forget).status();
+    assert!(ok.unwrap().success(), "sysctl {forget:?}");
+    let server = net.peer(&net.b, &["server", B4, "7023"]);
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &[]);
+    let client = net.peer(
+        &net.a,
+        &["client", B4, "7023", "--keepalive", "4,1,3", "--hold", "20"],
+    );
+    sniff.wait_for("dead", 1, 15);
+    let outcome = client.result();
+    assert!(
+        outcome.contains("timed out"),
+        "the client gave up: {outcome}"
+    );
+    let lines = sniff.interrupt();
+    drop(server);
+
+    assert_eq!(sniff_count(&lines, "keepalive"), 3, "TCP_KEEPCNT 3");
+    assert_eq!(
+        sniff_count(&lines, "keepalive_ack"),
+        0,
+        "no probe got through"
+    );
+    assert_eq!(sniff_count(&lines, "unanswered"), 3);
+    let dead = one_from_client(&lines, "dead");
+    assert_eq!(dead["unanswered"], 3, "{dead}");
+    let idle = dead["idle_s"].as_f64().unwrap();
+    assert!((3.9..4.5).contains(&idle), "TCP_KEEPIDLE 4 s: {dead}");
+    assert_eq!(
+        dead["peer_captured"], true,
+        "the server answered before: {dead}"
+    );
+}
+
 /// The silence ends before the client gives up: the server's ACK reaches
 /// the client again, and sniff says the stalled data was acknowledged.
 #[test]

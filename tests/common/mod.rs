@@ -248,6 +248,12 @@ pub fn signal(child: &Child, sig: &str) {
     Command::new("kill").args([sig, &pid]).status().unwrap();
 }
 
+/// The common host firewall (ufw, firewalld): invalid packets dropped on
+/// input only.
+pub const DROP_INVALID_INPUT: &str = "table inet kp {
+  chain input { type filter hook input priority 0; ct state invalid drop; }
+}";
+
 /// Load an nftables ruleset in namespace `ns`.
 pub fn nft(net: &Net, ns: &str, ruleset: &str) {
     use std::io::Write;
