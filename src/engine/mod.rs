@@ -620,6 +620,7 @@ fn stalled(now: Micros, w: &Waiting, conn: &Conn) -> Event {
         resends: Some(me.resent_since_ack),
         since: Some(w.time),
         peer_silent: Some(peer.last_time().is_none_or(|t| t < w.time)),
+        peer_captured: Some(peer_captured(conn, w.side)),
         ..Event::new(EventKind::Stalled, src, dst)
     }
 }

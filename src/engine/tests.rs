@@ -230,7 +230,7 @@ fn resent_unacknowledged_data_is_retransmitting_not_keepalive() {
     let c = run(&script).only().clone();
     assert_eq!(c.verdict, Verdict::Retransmitting);
     let r = c.resending.as_ref().expect("resending");
-    assert_eq!((r.bytes, r.resends), (50, 2));
+    assert_eq!((r.bytes, r.resends), (Some(50), 2));
     assert!(c.hints.iter().any(|h| h.contains("TCP_USER_TIMEOUT")));
 }
 
@@ -530,11 +530,11 @@ fn live_data_resent_past_the_stall_time_is_stalled_once() {
 }
 
 /// A capture of one direction (`src host X`, asymmetric routing) holds
-/// no ACK from the peer: a resend there says nothing about the peer, and
-/// the report, which needs the peer's ACK to count bytes unacknowledged, has
-/// no `retransmitting` either.
+/// no ACK from the peer: new data after a resend says that the ACKs reach
+/// the sender out of sight, so neither the event nor the report calls it
+/// stuck.
 #[test]
-fn live_resending_seen_in_one_direction_only_is_not_stalled() {
+fn live_resend_then_new_data_in_one_direction_is_not_stalled() {
     let data = |seq| Segment {
         seq,
         payload_len: 50,
@@ -548,6 +548,42 @@ fn live_resending_seen_in_one_direction_only_is_not_stalled() {
     let run = run_live(&script, 13.0);
     assert_eq!(run.kinds(), [], "no ACK seen from the peer, so no stall");
     assert_ne!(run.only().verdict, Verdict::Retransmitting);
+}
+
+/// A capture started after the peer fell silent (or of one direction only):
+/// nothing from the peer at all, and the sender only resends. It is stuck by
+/// what it does, and the event and the report say the peer is not in the
+/// capture, and not how many bytes are unacknowledged.
+#[test]
+fn live_resending_with_nothing_new_and_no_peer_captured_is_stalled() {
+    let data = Segment {
+        seq: 1000,
+        payload_len: 50,
+        ..c2s()
+    };
+    let mut script = vec![(1.0, Some(data.clone())), (3.0, Some(data))];
+    for t in [4.0, 5.5, 8.0] {
+        script.push((t, None));
+    }
+    let run = run_live(&script, 9.0);
+    assert_eq!(run.kinds(), [EventKind::Stalled]);
+    let e = &run.events[0];
+    assert_eq!((e.since, e.resends), (Some(3 * SEC), Some(1)));
+    assert_eq!(e.time, 5_500_000, "the first tick past 3.0 + 2 s");
+    assert_eq!(e.peer_captured, Some(false));
+    assert_eq!(e.len, 0, "how much is unacknowledged is not in the capture");
+    let c = run.only();
+    assert_eq!(c.verdict, Verdict::Retransmitting);
+    assert_eq!(c.resending.as_ref().map(|r| r.bytes), Some(None));
+    let hint = format!(
+        "{} resent 1 time and sent nothing new, with no packet from the peer captured",
+        crate::testkit::CLIENT
+    );
+    assert!(
+        c.hints.iter().any(|h| h.starts_with(&hint)),
+        "{:?}",
+        c.hints
+    );
 }
 
 #[test]

@@ -152,6 +152,9 @@ mod bit {
     /// Live: this side's run of resending was reported `stalled`; it ends
     /// with the run.
     pub const STALLED: u16 = 1 << 11;
+    /// New data (or a FIN) sent while resending: with no ACK from the peer
+    /// in the capture, the sign that the peer does get it after all.
+    pub const ADVANCED: u16 = 1 << 12;
 }
 
 /// What one direction of a connection has shown so far.
@@ -316,6 +319,9 @@ impl Half {
         } else {
             self.next_seq = end;
             bits |= bit::NEXT_SEQ;
+            if bits & bit::RESENDING != 0 {
+                bits |= bit::ADVANCED;
+            }
         }
         if seg.has(flags::ACK) && (bits & bit::ACK == 0 || seq_after(seg.ack, self.ack)) {
             self.ack = seg.ack;
@@ -356,7 +362,7 @@ impl Half {
         // bit clear there is nothing to reset.
         if moved && self.resending() {
             self.resent_since_ack = 0;
-            self.bits &= !(bit::RESENDING | bit::STALLED);
+            self.bits &= !(bit::RESENDING | bit::STALLED | bit::ADVANCED);
             *resend = None;
         }
     }
@@ -364,6 +370,26 @@ impl Half {
     /// Bytes this side sent that the peer has not acknowledged, if known.
     pub fn outstanding(&self, peer: &Half) -> Option<u32> {
         Some(self.next_seq()?.wrapping_sub(peer.ack()?)).filter(|n| (*n as i32) > 0)
+    }
+}
+
+/// How a side that keeps resending is stuck (see [`Flow::stuck`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stuck {
+    /// The peer's ACK has not moved: this many bytes are unacknowledged.
+    Unacked(u32),
+    /// Nothing from the peer was captured, and nothing new was sent since the
+    /// resending began: how much is unacknowledged is not in the capture.
+    Unheard,
+}
+
+impl Stuck {
+    /// The bytes unacknowledged, when the capture tells.
+    pub fn bytes(self) -> Option<u32> {
+        match self {
+            Stuck::Unacked(n) => Some(n),
+            Stuck::Unheard => None,
+        }
     }
 }
 
@@ -382,17 +408,23 @@ impl Flow {
         &mut self.half[side as usize]
     }
 
-    /// The bytes `side` keeps resending without the peer's ACK moving. None
-    /// once either side reset, and none unless an ACK from the peer was
-    /// seen: a capture of one direction (`src host X`, asymmetric routing)
-    /// says nothing about what the peer received.
-    pub fn stuck(&self, side: Side) -> Option<u32> {
+    /// Whether `side` keeps resending with nothing to show that the peer gets
+    /// it. None once either side reset. With an ACK from the peer in the
+    /// capture, that ACK decides. With no packet at all from the peer (a
+    /// capture started after it fell silent, or of one direction only), the
+    /// side decides: it is stuck while it sends nothing new; new data means
+    /// the peer's ACKs reach it out of the capture's sight.
+    pub fn stuck(&self, side: Side) -> Option<Stuck> {
         let [a, b] = &self.half;
-        let me = self.half(side);
+        let (me, peer) = (self.half(side), self.half(side.other()));
         if a.rst() || b.rst() || !me.resending() {
             return None;
         }
-        me.outstanding(self.half(side.other()))
+        if let Some(bytes) = me.outstanding(peer) {
+            return Some(Stuck::Unacked(bytes));
+        }
+        let unheard = peer.last_time().is_none() && !me.has(bit::ADVANCED);
+        unheard.then_some(Stuck::Unheard)
     }
 
     /// Who sent the first SYN without ACK: the client.
@@ -430,8 +462,8 @@ impl Flow {
 
     /// The effect of a segment that `keepalive::predict` accepted: what
     /// `set_doubt(None)` then [`Flow::update`] do for a segment with ACK and
-    /// none of SYN, FIN, RST, that resends nothing, from a side whose peer
-    /// is not resending, when both sides' next sequence numbers are known.
+    /// none of SYN, FIN, RST, that resends nothing, when neither side is
+    /// resending and both sides' next sequence numbers are known.
     /// The same stores, without the cases that cannot arise (the engine's
     /// property test compares the two).
     #[inline]

@@ -224,8 +224,8 @@ pub fn predict(sender: &Half, peer: &Half, seg: &Segment, print: Fingerprint, no
         return false;
     };
     // A resend in progress ends, in state kept off the hot path, when the
-    // ACK moves.
-    if peer.resending() {
+    // ACK moves; and new data sent during one is marked there.
+    if peer.resending() || sender.resending() {
         return false;
     }
     // `out_of_place`, with `is_foreign` ruled out by the timestamp check.

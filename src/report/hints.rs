@@ -2,6 +2,7 @@
 //! whether the idle before the first probe outlasts common middlebox timers.
 //! Each hint says what was measured, so a reader can judge it.
 
+use super::text::counted;
 use super::{ConnectionReport, ProberReport, Verdict};
 use crate::flow::Micros;
 
@@ -36,10 +37,18 @@ pub fn hints(report: &ConnectionReport) -> Vec<String> {
         out.extend(middlebox(p));
     }
     if let Some(r) = &report.resending {
-        out.push(format!(
-            "{} has {} bytes unacknowledged, resent {} times: keepalive cannot fire while data is in flight; only TCP_USER_TIMEOUT (or tcp_retries2, about 15 min on Linux) ends this",
-            r.endpoint, r.bytes, r.resends
-        ));
+        let held = "keepalive cannot fire while data is in flight; only TCP_USER_TIMEOUT (or tcp_retries2, about 15 min on Linux) ends this";
+        let resent = counted(r.resends, "time");
+        out.push(match r.bytes {
+            Some(bytes) => format!(
+                "{} has {bytes} bytes unacknowledged, resent {resent}: {held}",
+                r.endpoint
+            ),
+            None => format!(
+                "{} resent {resent} and sent nothing new, with no packet from the peer captured: {held}",
+                r.endpoint
+            ),
+        });
     }
     let judged = matches!(report.verdict, Verdict::Dead | Verdict::Unanswered);
     if let Some(peer) = report.unheard.filter(|_| judged) {

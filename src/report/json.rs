@@ -107,7 +107,7 @@ struct ProberLine {
 #[derive(Serialize)]
 struct ResendingLine {
     endpoint: Addr,
-    bytes: u32,
+    bytes: Option<u32>,
     resends: u32,
     since: Time,
 }

@@ -84,7 +84,9 @@ impl ProberReport {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resending {
     pub endpoint: SocketAddr,
-    pub bytes: u32,
+    /// Unacknowledged, by the peer's last ACK; `None` when no packet from
+    /// the peer was captured.
+    pub bytes: Option<u32>,
     pub resends: u32,
     pub since: Micros,
 }
@@ -212,10 +214,10 @@ fn guess_client(key: &FlowKey) -> Side {
 /// `packets_out` is non-zero), only TCP_USER_TIMEOUT or tcp_retries2 end it.
 fn resending(key: &FlowKey, conn: &Conn) -> Option<Resending> {
     [Side::Lo, Side::Hi].into_iter().find_map(|side| {
-        let bytes = conn.flow.stuck(side)?;
+        let stuck = conn.flow.stuck(side)?;
         Some(Resending {
             endpoint: key.endpoint(side),
-            bytes,
+            bytes: stuck.bytes(),
             resends: conn.flow.half(side).resent_since_ack,
             since: conn.resending_since(side).unwrap_or(conn.last_time),
         })

@@ -94,18 +94,26 @@ pub fn event_line(e: &Event, file: &str) -> String {
             Span(e.idle),
             Span(e.interval)
         ),
-        (EventKind::Stalled, _, _) => write!(
-            line,
-            "  {} unacknowledged, resent {} in {}, {} (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
-            counted(e.len, "byte"),
-            counted(e.resends.unwrap_or(0), "time"),
-            Span(e.since.map(|t| e.time.saturating_sub(t))),
-            if e.peer_silent == Some(false) {
-                "the peer sends but does not acknowledge"
+        (EventKind::Stalled, _, _) => {
+            let resent = counted(e.resends.unwrap_or(0), "time");
+            let span = Span(e.since.map(|t| e.time.saturating_sub(t)));
+            let _ = if e.peer_captured == Some(false) {
+                write!(line, "  resent {resent} in {span}, nothing new sent")
             } else {
-                "nothing from the peer"
-            }
-        ),
+                let peer = if e.peer_silent == Some(false) {
+                    "the peer sends but does not acknowledge"
+                } else {
+                    "nothing from the peer"
+                };
+                let bytes = counted(e.len, "byte");
+                write!(
+                    line,
+                    "  {bytes} unacknowledged, resent {resent} in {span}, {peer}"
+                )
+            };
+            line.push_str(" (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)");
+            Ok(())
+        }
         (EventKind::Resumed, _, _) => write!(
             line,
             "  acknowledged after {} of resending ({})",
@@ -405,7 +413,7 @@ pub fn status_line(t: &Totals, tracked: usize, c: &LiveStats) -> String {
 }
 
 /// "1 frame", "2 frames", as tcpdump counts its packets.
-fn counted(n: impl Into<u64>, noun: &str) -> String {
+pub(super) fn counted(n: impl Into<u64>, noun: &str) -> String {
     let n = n.into();
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
@@ -605,6 +613,18 @@ mod tests {
                     ..probe.clone()
                 },
                 "2026-11-22 19:29:21.377705  #41     stalled               192.0.2.1:57838 > 192.0.2.2:5432  1 byte unacknowledged, resent 1 time in 5.2 s, the peer sends but does not acknowledge (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
+            ),
+            (
+                Event {
+                    kind: EventKind::Stalled,
+                    frame: 42,
+                    resends: Some(2),
+                    since: Some(1_795_375_756_177_705),
+                    peer_silent: Some(true),
+                    peer_captured: Some(false),
+                    ..probe.clone()
+                },
+                "2026-11-22 19:29:21.377705  #42     stalled               192.0.2.1:57838 > 192.0.2.2:5432  resent 2 times in 5.2 s, nothing new sent (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this), no packet from the peer in this capture (silent since before it began, or its direction is not captured)",
             ),
             (
                 Event {
