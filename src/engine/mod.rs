@@ -40,6 +40,9 @@ pub struct Live {
 struct Waiting {
     /// When the probe or the first resent segment was sent.
     time: Micros,
+    /// When the wait began: `time`, or when a side was last looked at and
+    /// is waited for again (see [`Engine::judge_resending`]).
+    from: Micros,
     key: FlowKey,
     stream: u64,
     side: Side,
@@ -412,6 +415,7 @@ impl Engine {
             let stream = conn.stream();
             let probe = Waiting {
                 time: at.time,
+                from: at.time,
                 key,
                 stream,
                 side,
@@ -430,6 +434,7 @@ impl Engine {
             if let Some(since) = watch.began_resending(conn, side) {
                 let began = Waiting {
                     time: since,
+                    from: since,
                     key,
                     stream: conn.stream(),
                     side,
@@ -495,13 +500,24 @@ impl Engine {
 
     /// Sides still resending, without the ACK having moved, `stall` after
     /// they began: one `stalled` event for each such run of resending.
+    ///
+    /// With no packet from the peer captured, a side that has resent only
+    /// once is not stuck yet (see [`Flow::stuck`]); as long as it sends
+    /// nothing new it is looked at again after another `stall`, so that a
+    /// capture started late in a stall (resends minutes apart) still gets it.
     fn judge_resending(&mut self, now: Micros, stall: Micros, out: &mut dyn FnMut(Output)) {
+        let mut again = Vec::new();
         while let Some(w) = pop_due(&mut self.resending, now, stall) {
             let Some(conn) = self.find_mut(&w.key).filter(|c| c.stream() == w.stream) else {
                 continue;
             };
-            let same_run = conn.resending_since(w.side) == Some(w.time);
-            if !same_run || conn.flow.stuck(w.side).is_none() {
+            if conn.resending_since(w.side) != Some(w.time) {
+                continue;
+            }
+            if conn.flow.stuck(w.side).is_none() {
+                if conn.flow.unheard_and_resending(w.side) {
+                    again.push(Waiting { from: now, ..w });
+                }
                 continue;
             }
             conn.flow.half_mut(w.side).set_stalled();
@@ -509,6 +525,7 @@ impl Engine {
             self.totals.events[e.kind as usize] += 1;
             out(Output::Event(&e));
         }
+        self.resending.extend(again);
     }
 
     fn forget_silent(&mut self, now: Micros, timeout: Micros, out: &mut dyn FnMut(Output)) {
@@ -578,7 +595,7 @@ impl Engine {
 /// The first of `queue` (in order of time) if it is `after` old at `now`.
 fn pop_due(queue: &mut VecDeque<Waiting>, now: Micros, after: Micros) -> Option<Waiting> {
     let w = *queue.front()?;
-    if now.saturating_sub(w.time) < after {
+    if now.saturating_sub(w.from) < after {
         return None;
     }
     queue.pop_front()
@@ -588,7 +605,7 @@ fn pop_due(queue: &mut VecDeque<Waiting>, now: Micros, after: Micros) -> Option<
 fn next_due(queue: &VecDeque<Waiting>, after: Micros) -> Micros {
     queue
         .front()
-        .map_or(Micros::MAX, |w| w.time.saturating_add(after))
+        .map_or(Micros::MAX, |w| w.from.saturating_add(after))
 }
 
 /// A live judgement about one prober: what it has shown so far.

@@ -551,9 +551,10 @@ fn live_resend_then_new_data_in_one_direction_is_not_stalled() {
 }
 
 /// A capture started after the peer fell silent (or of one direction only):
-/// nothing from the peer at all, and the sender only resends. It is stuck by
-/// what it does, and the event and the report say the peer is not in the
-/// capture, and not how many bytes are unacknowledged.
+/// nothing from the peer at all, and the sender only resends, minutes apart
+/// late in a stall. It is stuck by what it does once it has resent twice, and
+/// the event and the report say that the peer is not in the capture, and not
+/// how many bytes are unacknowledged.
 #[test]
 fn live_resending_with_nothing_new_and_no_peer_captured_is_stalled() {
     let data = Segment {
@@ -561,22 +562,26 @@ fn live_resending_with_nothing_new_and_no_peer_captured_is_stalled() {
         payload_len: 50,
         ..c2s()
     };
-    let mut script = vec![(1.0, Some(data.clone())), (3.0, Some(data))];
-    for t in [4.0, 5.5, 8.0] {
+    let mut script = vec![(1.0, Some(data.clone())), (3.0, Some(data.clone()))];
+    for t in [5.5, 8.0] {
         script.push((t, None));
     }
-    let run = run_live(&script, 9.0);
-    assert_eq!(run.kinds(), [EventKind::Stalled]);
+    script.push((20.0, Some(data)));
+    for t in [21.0, 22.5, 30.0] {
+        script.push((t, None));
+    }
+    let run = run_live(&script, 31.0);
+    assert_eq!(run.kinds(), [EventKind::Stalled], "once");
     let e = &run.events[0];
-    assert_eq!((e.since, e.resends), (Some(3 * SEC), Some(1)));
-    assert_eq!(e.time, 5_500_000, "the first tick past 3.0 + 2 s");
+    assert_eq!((e.since, e.resends), (Some(3 * SEC), Some(2)));
+    assert_eq!(e.time, 22_500_000, "looked at again 2 s after 20.0");
     assert_eq!(e.peer_captured, Some(false));
     assert_eq!(e.len, 0, "how much is unacknowledged is not in the capture");
     let c = run.only();
     assert_eq!(c.verdict, Verdict::Retransmitting);
     assert_eq!(c.resending.as_ref().map(|r| r.bytes), Some(None));
     let hint = format!(
-        "{} resent 1 time and sent nothing new, with no packet from the peer captured",
+        "{} resent 2 times and sent nothing new, with no packet from the peer captured",
         crate::testkit::CLIENT
     );
     assert!(
@@ -584,6 +589,24 @@ fn live_resending_with_nothing_new_and_no_peer_captured_is_stalled() {
         "{:?}",
         c.hints
     );
+}
+
+/// One direction only, one segment lost and resent once, then nothing more
+/// to send (a request waiting for its answer): not taken for a stall.
+#[test]
+fn live_one_resend_then_quiet_with_no_peer_captured_is_not_stalled() {
+    let data = Segment {
+        seq: 1000,
+        payload_len: 50,
+        ..c2s()
+    };
+    let mut script = vec![(1.0, Some(data.clone())), (1.3, Some(data))];
+    for t in [4.0, 8.0, 30.0] {
+        script.push((t, None));
+    }
+    let run = run_live(&script, 31.0);
+    assert_eq!(run.kinds(), []);
+    assert_ne!(run.only().verdict, Verdict::Retransmitting);
 }
 
 #[test]

@@ -373,6 +373,10 @@ impl Half {
     }
 }
 
+/// Resends it takes to call a side stuck when nothing from its peer was
+/// captured (see [`Flow::stuck`]).
+pub const UNHEARD_RESENDS: u32 = 2;
+
 /// How a side that keeps resending is stuck (see [`Flow::stuck`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stuck {
@@ -414,6 +418,10 @@ impl Flow {
     /// capture started after it fell silent, or of one direction only), the
     /// side decides: it is stuck while it sends nothing new; new data means
     /// the peer's ACKs reach it out of the capture's sight.
+    ///
+    /// Judged by the side, it takes [`UNHEARD_RESENDS`] resends: a segment
+    /// lost once and resent, then nothing more to send (a request waiting
+    /// for its answer), would look stuck after one.
     pub fn stuck(&self, side: Side) -> Option<Stuck> {
         let [a, b] = &self.half;
         let (me, peer) = (self.half(side), self.half(side.other()));
@@ -423,8 +431,17 @@ impl Flow {
         if let Some(bytes) = me.outstanding(peer) {
             return Some(Stuck::Unacked(bytes));
         }
-        let unheard = peer.last_time().is_none() && !me.has(bit::ADVANCED);
-        unheard.then_some(Stuck::Unheard)
+        let enough = me.resent_since_ack >= UNHEARD_RESENDS;
+        (self.unheard_and_resending(side) && enough).then_some(Stuck::Unheard)
+    }
+
+    /// `side` resends and has sent nothing new since it began, neither side
+    /// reset, and no packet at all from its peer was captured.
+    pub fn unheard_and_resending(&self, side: Side) -> bool {
+        let [a, b] = &self.half;
+        let (me, peer) = (self.half(side), self.half(side.other()));
+        let quiet = me.resending() && !me.has(bit::ADVANCED);
+        quiet && peer.last_time().is_none() && !a.rst() && !b.rst()
     }
 
     /// Who sent the first SYN without ACK: the client.
