@@ -620,7 +620,7 @@ fn judgement(kind: EventKind, key: &FlowKey, side: Side, stats: &ProberStats) ->
 
 /// Whether any packet from the peer of `side` was captured on `conn`.
 fn peer_captured(conn: &Conn, side: Side) -> bool {
-    conn.flow.half(side.other()).last_time().is_some()
+    conn.flow.half(side.other()).heard()
 }
 
 /// The `stalled` event for the side of `conn` that `w` names: `seq` is the

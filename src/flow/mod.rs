@@ -243,6 +243,11 @@ impl Half {
         self.get(bit::LAST_TIME, self.last_time)
     }
 
+    /// Any packet from this side was captured.
+    pub fn heard(&self) -> bool {
+        self.has(bit::LAST_TIME)
+    }
+
     pub fn set_last_time(&mut self, v: Option<Micros>) {
         self.last_time = v.unwrap_or(0);
         self.set(bit::LAST_TIME, v.is_some());
@@ -423,9 +428,8 @@ impl Flow {
     /// lost once and resent, then nothing more to send (a request waiting
     /// for its answer), would look stuck after one.
     pub fn stuck(&self, side: Side) -> Option<Stuck> {
-        let [a, b] = &self.half;
         let (me, peer) = (self.half(side), self.half(side.other()));
-        if a.rst() || b.rst() || !me.resending() {
+        if self.reset() || !me.resending() {
             return None;
         }
         if let Some(bytes) = me.outstanding(peer) {
@@ -438,10 +442,15 @@ impl Flow {
     /// `side` resends and has sent nothing new since it began, neither side
     /// reset, and no packet at all from its peer was captured.
     pub fn unheard_and_resending(&self, side: Side) -> bool {
-        let [a, b] = &self.half;
         let (me, peer) = (self.half(side), self.half(side.other()));
         let quiet = me.resending() && !me.has(bit::ADVANCED);
-        quiet && peer.last_time().is_none() && !a.rst() && !b.rst()
+        quiet && !peer.heard() && !self.reset()
+    }
+
+    /// Either side sent an RST.
+    pub fn reset(&self) -> bool {
+        let [a, b] = &self.half;
+        a.rst() || b.rst()
     }
 
     /// Who sent the first SYN without ACK: the client.
@@ -530,6 +539,6 @@ impl Flow {
     /// Both sides have closed (FIN each way) or either has reset.
     pub fn closed(&self) -> bool {
         let [a, b] = &self.half;
-        a.rst() || b.rst() || (a.fin() && b.fin())
+        self.reset() || (a.fin() && b.fin())
     }
 }

@@ -22,18 +22,9 @@ const CADENCES: [(f64, f64, &str); 3] = [
 
 pub fn hints(report: &ConnectionReport) -> Vec<String> {
     let mut out = Vec::new();
-    // Unheard, the peer may have answered earlier probes out of sight, and
-    // Linux counts only the probes since the last answer.
-    let count = |n: u32| {
-        let fewer = if report.unheard.is_some() {
-            " or fewer"
-        } else {
-            ""
-        };
-        format!("TCP_KEEPCNT {n}{fewer}")
-    };
+    let unheard = report.unheard.is_some();
     for p in &report.probers {
-        out.extend(cadence(p, &count));
+        out.extend(cadence(p, unheard));
         out.extend(middlebox(p));
     }
     if let Some(r) = &report.resending {
@@ -57,7 +48,7 @@ pub fn hints(report: &ConnectionReport) -> Vec<String> {
         ));
     }
     match report.verdict {
-        Verdict::Dead => out.extend(report.probers.iter().filter_map(|p| dead(p, &count))),
+        Verdict::Dead => out.extend(report.probers.iter().filter_map(|p| dead(p, unheard))),
         Verdict::Reset => out.push(
             "the peer answered a probe with RST: it no longer knows the connection (restart, failover, or a middlebox that forgot the flow)".into(),
         ),
@@ -74,7 +65,15 @@ fn near(measured: f64, expected: f64) -> bool {
     (measured - expected).abs() <= expected * 0.05 + 0.2
 }
 
-fn cadence(p: &ProberReport, count: &dyn Fn(u32) -> String) -> Option<String> {
+/// `TCP_KEEPCNT n`. With the peer `unheard`, an upper bound: it may have
+/// answered earlier probes out of sight, and Linux counts only the probes
+/// since the last answer.
+fn keepcnt(n: u32, unheard: bool) -> String {
+    let fewer = if unheard { " or fewer" } else { "" };
+    format!("TCP_KEEPCNT {n}{fewer}")
+}
+
+fn cadence(p: &ProberReport, unheard: bool) -> Option<String> {
     let [zero, one] = p.stats.sizes;
     let interval = p.interval().map(secs);
     if one > 0 {
@@ -111,7 +110,7 @@ fn cadence(p: &ProberReport, count: &dyn Fn(u32) -> String) -> Option<String> {
         parts.push(format!("TCP_KEEPINTVL ~{v:.0} s"));
     }
     if let Some(n) = p.stats.gave_up_after {
-        parts.push(count(n));
+        parts.push(keepcnt(n, unheard));
     }
     let settings = if parts.is_empty() {
         String::new()
@@ -141,7 +140,7 @@ fn middlebox(p: &ProberReport) -> Option<String> {
     ))
 }
 
-fn dead(p: &ProberReport, count: &dyn Fn(u32) -> String) -> Option<String> {
+fn dead(p: &ProberReport, unheard: bool) -> Option<String> {
     let n = p.stats.gave_up_after?;
     let interval = p
         .interval()
@@ -150,6 +149,6 @@ fn dead(p: &ProberReport, count: &dyn Fn(u32) -> String) -> Option<String> {
     Some(format!(
         "{} gave up: {n} unanswered probes{interval}, then its RST ({})",
         p.endpoint,
-        count(n)
+        keepcnt(n, unheard)
     ))
 }

@@ -144,7 +144,7 @@ impl ConnectionReport {
             .map(|s| s.zero_window_probes)
             .sum();
         let [a, b] = &conn.flow.half;
-        let state = match (a.rst() || b.rst(), a.fin() && b.fin()) {
+        let state = match (conn.flow.reset(), a.fin() && b.fin()) {
             (true, _) => "reset",
             (false, true) => "closed",
             _ => "open",
@@ -153,7 +153,7 @@ impl ConnectionReport {
         let verdict = verdict(&probers, resending.as_ref());
         let unheard = [client_side, client_side.other()]
             .into_iter()
-            .find(|&side| conn.flow.half(side).last_time().is_none())
+            .find(|&side| !conn.flow.half(side).heard())
             .map(|side| key.endpoint(side));
         let mut report = ConnectionReport {
             stream: conn.stream(),
