@@ -700,6 +700,77 @@ fn sniff_says_a_stalled_peer_that_still_sends_is_not_silent() {
     assert!(probed, "the server's probes are what the client heard");
 }
 
+/// For the client's namespace: drop everything from the server's port 7025
+/// in the input hook, past the point where a capture on the interface sees
+/// it (a host firewall, or conntrack taking the packets for invalid).
+const DROP_SERVER_AT_CLIENT: &str = "table inet kp {
+  chain input { type filter hook input priority 0; ip saddr 192.0.2.2 tcp sport 7025 counter drop; }
+}";
+
+/// The server's ACKs arrive on the client's interface, where sniff sees
+/// them, and the client's own firewall drops them before its TCP. The
+/// client resends what the capture shows acknowledged: sniff says its ACKs
+/// do not reach it, which a capture of this host alone can tell.
+#[test]
+fn sniff_says_when_acks_captured_do_not_reach_the_sender() {
+    if !privileged("sniff_says_when_acks_captured_do_not_reach_the_sender") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7025"]);
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &["--stall-after", "2"]);
+    let client = net.peer(
+        &net.a,
+        &[
+            "client",
+            B4,
+            "7025",
+            "--send-every",
+            "0.2",
+            "--user-timeout",
+            "6000",
+            "--hold",
+            "20",
+        ],
+    );
+    thread::sleep(Duration::from_secs(1));
+    nft(&net, &net.a, DROP_SERVER_AT_CLIENT);
+    let outcome = client.result();
+    assert!(outcome.contains("timed out"), "TCP_USER_TIMEOUT: {outcome}");
+    let lines = sniff.interrupt();
+
+    let from = |who: &str| {
+        let all = lines.iter().filter(|v| v["type"] == "stalled");
+        all.filter(|v| v["src"].as_str().unwrap().starts_with(&format!("{who}:")))
+            .collect::<Vec<_>>()
+    };
+    let client_stalled = from(A4);
+    assert_eq!(client_stalled.len(), 1, "{client_stalled:?}");
+    let e = client_stalled[0];
+    assert_eq!(e["peer_acked"], true, "{e}");
+    assert_eq!(e["len"], 0, "nothing the capture shows unacknowledged: {e}");
+    assert_eq!(e["peer_silent"], false, "the server ACKs each resend: {e}");
+    assert!(e["resends"].as_u64().unwrap() >= 3, "{e}");
+    let conn = lines.iter().find(|v| v["type"] == "connection").unwrap();
+    assert_eq!(conn["verdict"], "retransmitting", "{conn}");
+    let r = &conn["resending"];
+    assert_eq!(
+        r["endpoint"].as_str().unwrap().split(':').next(),
+        Some(A4),
+        "{conn}"
+    );
+    assert_eq!(r["peer_acked"], true, "{conn}");
+    // The server's echoes are dropped too: its data stays unacknowledged,
+    // and that is the other kind of stall.
+    for e in lines
+        .iter()
+        .filter(|v| v["type"] == "stalled" && v["src"] == format!("{B4}:7025"))
+    {
+        assert_eq!(e["peer_acked"], false, "{e}");
+        assert!(e["len"].as_u64().unwrap() > 0, "{e}");
+    }
+}
+
 /// What a NAT or a cloud firewall does to an idle flow (AWS NLB and NAT
 /// gateway 350 s, Azure 4 min, GCP 10 min), shrunk to seconds: the server's
 /// namespace tracks connections, forgets one idle for 2 s, and drops what it

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use crate::flow::{Fingerprint, Flow, FlowKey, Micros, Resend, Side};
+use crate::flow::{Fingerprint, Flow, FlowKey, Micros, Resend, Side, Stuck};
 use crate::keepalive::{self, Answer, Event, EventKind, Pending, Place, Shape};
 use crate::report::ProberStats;
 use crate::wire::{flags, Segment};
@@ -514,14 +514,14 @@ impl Engine {
             if conn.resending_since(w.side) != Some(w.time) {
                 continue;
             }
-            if conn.flow.stuck(w.side).is_none() {
-                if conn.flow.unheard_and_resending(w.side) {
+            let Some(stuck) = conn.flow.stuck(w.side) else {
+                if conn.flow.may_stick(w.side) {
                     again.push(Waiting { from: now, ..w });
                 }
                 continue;
-            }
+            };
             conn.flow.half_mut(w.side).set_stalled();
-            let e = stalled(now, &w, conn);
+            let e = stalled(now, &w, conn, stuck);
             self.totals.events[e.kind as usize] += 1;
             out(Output::Event(&e));
         }
@@ -623,9 +623,10 @@ fn peer_captured(conn: &Conn, side: Side) -> bool {
     conn.flow.half(side.other()).heard()
 }
 
-/// The `stalled` event for the side of `conn` that `w` names: `seq` is the
-/// first byte the peer has not acknowledged, `len` the bytes from there on.
-fn stalled(now: Micros, w: &Waiting, conn: &Conn) -> Event {
+/// The `stalled` event for the side of `conn` that `w` names, `stuck` as it
+/// is: `seq` is the first byte the peer has not acknowledged, `len` the bytes
+/// from there on.
+fn stalled(now: Micros, w: &Waiting, conn: &Conn, stuck: Stuck) -> Event {
     let (me, peer) = (conn.flow.half(w.side), conn.flow.half(w.side.other()));
     let (src, dst) = (w.key.endpoint(w.side), w.key.endpoint(w.side.other()));
     Event {
@@ -633,11 +634,12 @@ fn stalled(now: Micros, w: &Waiting, conn: &Conn) -> Event {
         time: now,
         seq: peer.ack().unwrap_or(0),
         ack: me.ack().unwrap_or(0),
-        len: me.outstanding(peer).unwrap_or(0),
+        len: stuck.bytes().unwrap_or(0),
         resends: Some(me.resent_since_ack),
         since: Some(w.time),
         peer_silent: Some(peer.last_time().is_none_or(|t| t < w.time)),
         peer_captured: Some(peer_captured(conn, w.side)),
+        peer_acked: stuck.peer_acked(),
         ..Event::new(EventKind::Stalled, src, dst)
     }
 }

@@ -591,6 +591,76 @@ fn live_resending_with_nothing_new_and_no_peer_captured_is_stalled() {
     );
 }
 
+/// The server's ACK of the client's data is in the capture, yet the client
+/// resends it again and again, each resend ACKed once more: the ACKs are
+/// lost between the capture point and the client's TCP (a firewall on its
+/// host). Judged again until the third resend: two can be two ACKs lost
+/// to ordinary loss.
+#[test]
+fn live_resending_what_the_peer_acknowledged_is_stalled() {
+    let mut script = live_opening();
+    let ack = Segment { ack: 1050, ..s2c() };
+    for t in [5.0, 5.3, 5.9] {
+        script.extend(resent_data(t, &[]));
+        script.push((t + 0.01, Some(ack.clone())));
+    }
+    script.push((7.5, None));
+    script.push((9.0, None));
+    script.extend(resent_data(9.1, &[]));
+    script.push((9.11, Some(ack)));
+    for t in [10.0, 20.0] {
+        script.push((t, None));
+    }
+    let run = run_live(&script, 21.0);
+    assert_eq!(run.kinds(), [EventKind::Stalled], "once");
+    let e = &run.events[0];
+    assert_eq!((e.since, e.resends), (Some(5_300_000), Some(3)));
+    assert_eq!(e.time, 10_000_000, "looked at again 2 s after 7.5");
+    assert_eq!(e.len, 0, "nothing unacknowledged by the peer's ACK");
+    assert_eq!(e.peer_acked, Some(true));
+    assert_eq!(e.peer_silent, Some(false));
+    assert_eq!(e.peer_captured, Some(true));
+    let c = run.only();
+    assert_eq!(c.verdict, Verdict::Retransmitting);
+    let r = c.resending.as_ref().expect("resending");
+    assert_eq!((r.bytes, r.peer_acked), (Some(0), Some(true)));
+    let hint = format!(
+        "{} resent 3 times data that the peer's ACKs in this capture cover: they do not reach its TCP",
+        crate::testkit::CLIENT
+    );
+    assert!(
+        c.hints.iter().any(|h| h.starts_with(&hint)),
+        "{:?}",
+        c.hints
+    );
+}
+
+/// Data resent twice after the peer's ACK of it was captured (that ACK and
+/// the next lost on the way back), quiet for a while, then new data that the
+/// peer ACKs: ordinary loss, not a stall.
+#[test]
+fn live_data_acked_and_resent_twice_then_new_data_is_not_stalled() {
+    let mut script = live_opening();
+    for t in [5.0, 5.2, 5.6] {
+        script.extend(resent_data(t, &[]));
+        script.push((t + 0.01, Some(Segment { ack: 1050, ..s2c() })));
+    }
+    for t in [7.5, 9.0, 12.0] {
+        script.push((t, None));
+    }
+    let more = Segment {
+        seq: 1050,
+        payload_len: 20,
+        ..c2s()
+    };
+    script.push((12.5, Some(more)));
+    script.push((12.51, Some(Segment { ack: 1070, ..s2c() })));
+    script.push((20.0, None));
+    let run = run_live(&script, 21.0);
+    assert_eq!(run.kinds(), [], "two resends, then new data");
+    assert_ne!(run.only().verdict, Verdict::Retransmitting);
+}
+
 /// One direction only, one segment lost and resent once, then nothing more
 /// to send (a request waiting for its answer): not taken for a stall.
 #[test]

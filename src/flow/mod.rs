@@ -382,21 +382,40 @@ impl Half {
 /// captured (see [`Flow::stuck`]).
 pub const UNHEARD_RESENDS: u32 = 2;
 
+/// Resends it takes to call a side stuck that resends what the peer's ACKs
+/// in the capture cover (see [`Flow::stuck`]).
+pub const ACKS_LOST_RESENDS: u32 = 3;
+
 /// How a side that keeps resending is stuck (see [`Flow::stuck`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stuck {
     /// The peer's ACK has not moved: this many bytes are unacknowledged.
     Unacked(u32),
+    /// The peer acknowledged everything the side sent, in the capture, and
+    /// the side goes on resending it: those ACKs do not reach its TCP.
+    AcksLost,
     /// Nothing from the peer was captured, and nothing new was sent since the
     /// resending began: how much is unacknowledged is not in the capture.
     Unheard,
 }
 
 impl Stuck {
-    /// The bytes unacknowledged, when the capture tells.
+    /// The bytes unacknowledged by the peer's ACK in the capture, when it
+    /// has one.
     pub fn bytes(self) -> Option<u32> {
         match self {
             Stuck::Unacked(n) => Some(n),
+            Stuck::AcksLost => Some(0),
+            Stuck::Unheard => None,
+        }
+    }
+
+    /// Whether the peer's ACK in the capture covers all that was resent;
+    /// unknown with no packet from the peer.
+    pub fn peer_acked(self) -> Option<bool> {
+        match self {
+            Stuck::Unacked(_) => Some(false),
+            Stuck::AcksLost => Some(true),
             Stuck::Unheard => None,
         }
     }
@@ -418,15 +437,22 @@ impl Flow {
     }
 
     /// Whether `side` keeps resending with nothing to show that the peer gets
-    /// it. None once either side reset. With an ACK from the peer in the
-    /// capture, that ACK decides. With no packet at all from the peer (a
-    /// capture started after it fell silent, or of one direction only), the
-    /// side decides: it is stuck while it sends nothing new; new data means
-    /// the peer's ACKs reach it out of the capture's sight.
+    /// it. None once either side reset.
     ///
-    /// Judged by the side, it takes [`UNHEARD_RESENDS`] resends: a segment
-    /// lost once and resent, then nothing more to send (a request waiting
-    /// for its answer), would look stuck after one.
+    /// With the peer's ACK short of what the side sent, that decides. Else
+    /// the side decides: it is stuck while it sends nothing new (new data
+    /// means ACKs reach it) and it has resent enough. That covers two
+    /// captures:
+    /// - with no packet at all from the peer (a capture started after it fell
+    ///   silent, or of one direction only), [`Stuck::Unheard`] after
+    ///   [`UNHEARD_RESENDS`]: one resend and then quiet is as often a lost
+    ///   segment of a request waiting for its answer;
+    /// - with the peer's ACKs of all of it captured, [`Stuck::AcksLost`]
+    ///   after [`ACKS_LOST_RESENDS`]: something between the capture point
+    ///   and the side's TCP drops them (a firewall on its host, conntrack
+    ///   taking them for invalid, a path that fails one way past the
+    ///   capture). One resend is often spurious (the ACK crossed the timer),
+    ///   and two can be two ACKs lost in a row to ordinary loss.
     pub fn stuck(&self, side: Side) -> Option<Stuck> {
         let (me, peer) = (self.half(side), self.half(side.other()));
         if self.reset() || !me.resending() {
@@ -435,16 +461,24 @@ impl Flow {
         if let Some(bytes) = me.outstanding(peer) {
             return Some(Stuck::Unacked(bytes));
         }
-        let enough = me.resent_since_ack >= UNHEARD_RESENDS;
-        (self.unheard_and_resending(side) && enough).then_some(Stuck::Unheard)
+        if !self.may_stick(side) {
+            return None;
+        }
+        let (stuck, needed) = match peer.ack() {
+            _ if !peer.heard() => (Stuck::Unheard, UNHEARD_RESENDS),
+            Some(_) => (Stuck::AcksLost, ACKS_LOST_RESENDS),
+            None => return None,
+        };
+        (me.resent_since_ack >= needed).then_some(stuck)
     }
 
-    /// `side` resends and has sent nothing new since it began, neither side
-    /// reset, and no packet at all from its peer was captured.
-    pub fn unheard_and_resending(&self, side: Side) -> bool {
+    /// `side` resends, has sent nothing new since it began and has nothing
+    /// unacknowledged by the peer's ACK in the capture, and neither side
+    /// reset: more resends alone can make it [stuck](Self::stuck).
+    pub fn may_stick(&self, side: Side) -> bool {
         let (me, peer) = (self.half(side), self.half(side.other()));
         let quiet = me.resending() && !me.has(bit::ADVANCED);
-        quiet && !peer.heard() && !self.reset()
+        quiet && me.outstanding(peer).is_none() && !self.reset()
     }
 
     /// Either side sent an RST.

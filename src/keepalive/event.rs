@@ -78,6 +78,10 @@ pub struct Event {
     /// `src host` filter, another path), and then the probes may well be
     /// answered out of sight.
     pub peer_captured: Option<bool>,
+    /// For `stalled`: whether the peer's ACK in the capture covers all that
+    /// was resent (then its ACKs are lost between the capture point and the
+    /// sender's TCP); unknown with no packet from the peer captured.
+    pub peer_acked: Option<bool>,
 }
 
 impl Event {
@@ -103,6 +107,7 @@ impl Event {
             since: None,
             peer_silent: None,
             peer_captured: None,
+            peer_acked: None,
         }
     }
 }

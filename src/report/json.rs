@@ -75,6 +75,8 @@ struct EventLine<'a> {
     peer_silent: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     peer_captured: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_acked: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -108,6 +110,7 @@ struct ProberLine {
 struct ResendingLine {
     endpoint: Addr,
     bytes: Option<u32>,
+    peer_acked: Option<bool>,
     resends: u32,
     since: Time,
 }
@@ -223,6 +226,7 @@ impl<W: Write> JsonWriter<W> {
             since: e.since.map(Time),
             peer_silent: e.peer_silent,
             peer_captured: e.peer_captured,
+            peer_acked: e.peer_acked,
         };
         write_line(&mut self.out, &mut self.line, &line)
     }
@@ -252,6 +256,7 @@ impl<W: Write> JsonWriter<W> {
             resending: c.resending.as_ref().map(|r| ResendingLine {
                 endpoint: Addr(r.endpoint),
                 bytes: r.bytes,
+                peer_acked: r.peer_acked,
                 resends: r.resends,
                 since: Time(r.since),
             }),

@@ -87,6 +87,9 @@ pub struct Resending {
     /// Unacknowledged, by the peer's last ACK; `None` when no packet from
     /// the peer was captured.
     pub bytes: Option<u32>,
+    /// The peer's ACK in the capture covers all that was resent: its ACKs
+    /// are lost before they reach the sender's TCP. `None` as `bytes`.
+    pub peer_acked: Option<bool>,
     pub resends: u32,
     pub since: Micros,
 }
@@ -218,6 +221,7 @@ fn resending(key: &FlowKey, conn: &Conn) -> Option<Resending> {
         Some(Resending {
             endpoint: key.endpoint(side),
             bytes: stuck.bytes(),
+            peer_acked: stuck.peer_acked(),
             resends: conn.flow.half(side).resent_since_ack,
             since: conn.resending_since(side).unwrap_or(conn.last_time),
         })

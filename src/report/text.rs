@@ -99,6 +99,11 @@ pub fn event_line(e: &Event, file: &str) -> String {
             let span = Span(e.since.map(|t| e.time.saturating_sub(t)));
             let _ = if e.peer_captured == Some(false) {
                 write!(line, "  resent {resent} in {span}, nothing new sent")
+            } else if e.peer_acked == Some(true) {
+                write!(
+                    line,
+                    "  resent {resent} in {span}, all of it acknowledged by the peer: its ACKs, captured here, do not reach the sender"
+                )
             } else {
                 let peer = if e.peer_silent == Some(false) {
                     "the peer sends but does not acknowledge"
@@ -625,6 +630,19 @@ mod tests {
                     ..probe.clone()
                 },
                 "2026-11-22 19:29:21.377705  #42     stalled               192.0.2.1:57838 > 192.0.2.2:5432  resent 2 times in 5.2 s, nothing new sent (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this), no packet from the peer in this capture (silent since before it began, or its direction is not captured)",
+            ),
+            (
+                Event {
+                    kind: EventKind::Stalled,
+                    frame: 43,
+                    resends: Some(3),
+                    since: Some(1_795_375_756_177_705),
+                    peer_silent: Some(false),
+                    peer_captured: Some(true),
+                    peer_acked: Some(true),
+                    ..probe.clone()
+                },
+                "2026-11-22 19:29:21.377705  #43     stalled               192.0.2.1:57838 > 192.0.2.2:5432  resent 3 times in 5.2 s, all of it acknowledged by the peer: its ACKs, captured here, do not reach the sender (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
             ),
             (
                 Event {
