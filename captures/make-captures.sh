@@ -23,7 +23,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ALL=(alive dead-peer peer-reset retransmit-starved zero-window both-probe ipv6 loopback any-sll2
-  alive-pcapng mid-idle windows-probes)
+  alive-pcapng mid-idle windows-probes acks-lost)
 OUT=$HERE
 if [ $# -gt 0 ] && [[ " ${ALL[*]} " != *" $1 "* ]]; then
   OUT=$1
@@ -397,6 +397,41 @@ sc_retransmit_starved() {
   unpair
 }
 
+sc_acks_lost() {
+  say "acks-lost.pcap: TCP_USER_TIMEOUT 6000 ms; the client's own firewall drops the server's packets after the capture point; the client resends what the server acknowledged"
+  command -v nft >/dev/null || die "nft not found (apt-get install nftables)"
+  pair acks-lost
+  capture_start "$CNS" "$STATE/acks-lost.pcap" tcpdump -i veth-cli -nn -s 0 tcp
+  endpoint server "$SNS" server "$S4" recv:64 send:64 recv:100 wait:end close
+  local spid=$EP_PID
+  server_ready
+  endpoint client "$CNS" client "$S4" --user-timeout 6000 \
+    send:64 recv:64 mark:exchanged wait:write send:100 expect:ETIMEDOUT
+  local cpid=$EP_PID
+  wait_file "$STATE/exchanged"
+  sleep 1
+  # A capture on the interface sees a packet before the input hook does.
+  note "+ ip netns exec $CNS nft: drop ip saddr $S4 tcp sport $PORT in the input hook"
+  ip netns exec "$CNS" nft -f - <<EOF_NFT
+table inet kap {
+  chain input { type filter hook input priority 0; ip saddr $S4 tcp sport $PORT drop; }
+}
+EOF_NFT
+  touch "$STATE/write"
+  finish client "$cpid"
+  # Stopped before the server closes: its FIN would be dropped and resent too.
+  capture_stop
+  touch "$STATE/end"
+  finish server "$spid"
+  publish "$STATE/acks-lost.pcap" acks-lost.pcap
+  check acks-lost.pcap "100-byte segments (original + retransmissions)" ge 5 \
+    "src host $C4 and (ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2)) == 100"
+  check acks-lost.pcap "server segments without data (its ACK and one per resend)" ge 5 \
+    "src host $S4 and (ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2)) == 0 and not $F_SYN and not $F_FIN"
+  check acks-lost.pcap "RSTs" eq 0 "$F_RST"
+  unpair
+}
+
 sc_zero_window() {
   say "zero-window.pcap: server SO_RCVBUF 2048 stops reading; client (keepalive 1/1/3) sends zero-window probes; server reads after ~6 s"
   pair zero-window
@@ -514,6 +549,7 @@ for s in "${ONLY[@]}"; do
     alive-pcapng) sc_alive_pcapng ;;
     mid-idle) sc_mid_idle ;;
     windows-probes) sc_windows_probes ;;
+    acks-lost) sc_acks_lost ;;
     *) die "unknown scenario $s (known: ${ALL[*]})" ;;
   esac
 done

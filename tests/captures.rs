@@ -153,6 +153,24 @@ fn resending_data_starves_keepalive() {
     assert!(c["hints"].to_string().contains("TCP_USER_TIMEOUT"));
 }
 
+/// The server ACKs everything and the client resends it anyway: the capture
+/// shows what the client's TCP never got.
+#[test]
+fn resending_what_the_peer_acknowledged_is_named() {
+    let r = Report::of("acks-lost.pcap");
+    let c = r.connection();
+    assert_eq!(c["verdict"], "retransmitting", "{c}");
+    let resending = &c["resending"];
+    assert_eq!(resending["endpoint"], "192.0.2.1:50998", "the client");
+    assert_eq!(resending["bytes"], 0, "nothing unacknowledged: {c}");
+    assert_eq!(resending["peer_acked"], true, "{c}");
+    assert_eq!(resending["resends"], 5, "frames 10 to 18");
+    assert!(
+        c["hints"].to_string().contains("do not reach its TCP"),
+        "{c}"
+    );
+}
+
 #[test]
 fn zero_window_probes_are_not_keepalives() {
     let r = Report::of("zero-window.pcap");
