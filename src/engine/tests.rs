@@ -11,6 +11,12 @@ struct Run {
     reports: Vec<ConnectionReport>,
 }
 
+/// `c` has a hint that begins with `start`.
+fn assert_hint(c: &ConnectionReport, start: &str) {
+    let found = c.hints.iter().any(|h| h.starts_with(start));
+    assert!(found, "no hint begins {start:?}: {:?}", c.hints);
+}
+
 impl Run {
     fn kinds(&self) -> Vec<EventKind> {
         self.events.iter().map(|e| e.kind).collect()
@@ -210,11 +216,9 @@ fn probes_of_a_peer_never_captured_say_so() {
         c.unheard.map(|a| a.to_string()).as_deref(),
         Some(crate::testkit::SERVER)
     );
-    let hint = format!("no packet from {} was captured", crate::testkit::SERVER);
-    assert!(
-        c.hints.iter().any(|h| h.starts_with(&hint)),
-        "{:?}",
-        c.hints
+    assert_hint(
+        &c,
+        &format!("no packet from {} was captured", crate::testkit::SERVER),
     );
 }
 
@@ -421,11 +425,9 @@ fn live_judgements_say_when_nothing_from_the_peer_was_captured() {
     assert!(judged.iter().all(|e| e.peer_captured == Some(false)));
     let c = run.only();
     assert_eq!(c.verdict, Verdict::Dead);
-    let unheard = format!("no packet from {} was captured", crate::testkit::SERVER);
-    assert!(
-        c.hints.iter().any(|h| h.starts_with(&unheard)),
-        "{:?}",
-        c.hints
+    assert_hint(
+        c,
+        &format!("no packet from {} was captured", crate::testkit::SERVER),
     );
     // Answers out of sight would have reset Linux's count of probes.
     let gave_up = c.hints.iter().find(|h| h.contains(" gave up: ")).unwrap();
@@ -580,14 +582,12 @@ fn live_resending_with_nothing_new_and_no_peer_captured_is_stalled() {
     let c = run.only();
     assert_eq!(c.verdict, Verdict::Retransmitting);
     assert_eq!(c.resending.as_ref().map(|r| r.bytes), Some(None));
-    let hint = format!(
-        "{} resent 2 times and sent nothing new, with no packet from the peer captured",
-        crate::testkit::CLIENT
-    );
-    assert!(
-        c.hints.iter().any(|h| h.starts_with(&hint)),
-        "{:?}",
-        c.hints
+    assert_hint(
+        c,
+        &format!(
+            "{} resent 2 times and sent nothing new, with no packet from the peer captured",
+            crate::testkit::CLIENT
+        ),
     );
 }
 
@@ -624,14 +624,10 @@ fn live_resending_what_the_peer_acknowledged_is_stalled() {
     assert_eq!(c.verdict, Verdict::Retransmitting);
     let r = c.resending.as_ref().expect("resending");
     assert_eq!((r.bytes, r.peer_acked), (Some(0), Some(true)));
-    let hint = format!(
-        "{} resent 3 times data that the peer's ACKs in this capture cover: they do not reach its TCP",
-        crate::testkit::CLIENT
-    );
-    assert!(
-        c.hints.iter().any(|h| h.starts_with(&hint)),
-        "{:?}",
-        c.hints
+    let covered = "data that the peer's ACKs in this capture cover: they do not reach its TCP";
+    assert_hint(
+        c,
+        &format!("{} resent 3 times {covered}", crate::testkit::CLIENT),
     );
 }
 
