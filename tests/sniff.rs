@@ -717,8 +717,10 @@ fn sniff_says_when_acks_captured_do_not_reach_the_sender() {
         return;
     }
     let net = Net::new();
+    let pcap = temp("sniff-acks-lost.pcap");
     let _server = net.peer(&net.b, &["server", B4, "7025"]);
-    let sniff = Sniff::start(&net, &net.a, &net.a_if, &["--stall-after", "2"]);
+    let args = ["--stall-after", "2", "-w", pcap.to_str().unwrap()];
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &args);
     let client = net.peer(
         &net.a,
         &[
@@ -762,13 +764,16 @@ fn sniff_says_when_acks_captured_do_not_reach_the_sender() {
     assert_eq!(r["peer_acked"], true, "{conn}");
     // The server's echoes are dropped too: its data stays unacknowledged,
     // and that is the other kind of stall.
-    for e in lines
-        .iter()
-        .filter(|v| v["type"] == "stalled" && v["src"] == format!("{B4}:7025"))
-    {
+    for e in from(B4) {
         assert_eq!(e["peer_acked"], false, "{e}");
         assert!(e["len"].as_u64().unwrap() > 0, "{e}");
     }
+    // The file says the same of the connection.
+    let filed = analyze_json(&pcap);
+    let again = filed.iter().find(|v| v["type"] == "connection").unwrap();
+    assert_eq!(again["verdict"], "retransmitting", "{again}");
+    assert_eq!(again["resending"], conn["resending"], "{again}");
+    assert_eq!(again["hints"], conn["hints"]);
 }
 
 /// What a NAT or a cloud firewall does to an idle flow (AWS NLB and NAT
