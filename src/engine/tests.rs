@@ -234,7 +234,7 @@ fn resent_unacknowledged_data_is_retransmitting_not_keepalive() {
     let c = run(&script).only().clone();
     assert_eq!(c.verdict, Verdict::Retransmitting);
     let r = c.resending.as_ref().expect("resending");
-    assert_eq!((r.bytes, r.resends), (Some(50), 2));
+    assert_eq!((r.stuck.bytes(), r.resends), (Some(50), 2));
     assert!(c.hints.iter().any(|h| h.contains("TCP_USER_TIMEOUT")));
 }
 
@@ -581,7 +581,7 @@ fn live_resending_with_nothing_new_and_no_peer_captured_is_stalled() {
     assert_eq!(e.len, 0, "how much is unacknowledged is not in the capture");
     let c = run.only();
     assert_eq!(c.verdict, Verdict::Retransmitting);
-    assert_eq!(c.resending.as_ref().map(|r| r.bytes), Some(None));
+    assert_eq!(c.resending.as_ref().map(|r| r.stuck.bytes()), Some(None));
     assert_hint(
         c,
         &format!(
@@ -623,7 +623,10 @@ fn live_resending_what_the_peer_acknowledged_is_stalled() {
     let c = run.only();
     assert_eq!(c.verdict, Verdict::Retransmitting);
     let r = c.resending.as_ref().expect("resending");
-    assert_eq!((r.bytes, r.peer_acked), (Some(0), Some(true)));
+    assert_eq!(
+        (r.stuck.bytes(), r.stuck.peer_acked()),
+        (Some(0), Some(true))
+    );
     let covered = "data that the peer's ACKs in this capture cover: they do not reach its TCP";
     assert_hint(
         c,

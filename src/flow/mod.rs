@@ -461,7 +461,8 @@ impl Flow {
         if let Some(bytes) = me.outstanding(peer) {
             return Some(Stuck::Unacked(bytes));
         }
-        if !self.may_stick(side) {
+        // New data since the resending began: ACKs reach this side.
+        if me.has(bit::ADVANCED) {
             return None;
         }
         let (stuck, needed) = match peer.ack() {

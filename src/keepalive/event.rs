@@ -72,8 +72,8 @@ pub struct Event {
     /// peer gone, or a path dropping everything), rather than segments that
     /// do not acknowledge the data (loss the peer keeps reporting).
     pub peer_silent: Option<bool>,
-    /// For `unanswered` and `dead`: whether any packet from the peer was
-    /// captured on the connection. None was: the peer has been silent since
+    /// For `unanswered`, `dead` and `stalled`: whether any packet from the
+    /// peer was captured on the connection. None was: the peer has been silent since
     /// before the capture began, or the capture misses that direction (a
     /// `src host` filter, another path), and then the probes may well be
     /// answered out of sight.

@@ -4,7 +4,7 @@
 
 use super::text::counted;
 use super::{ConnectionReport, ProberReport, Verdict};
-use crate::flow::Micros;
+use crate::flow::{Micros, Stuck};
 
 /// Idle timeouts of common middleboxes, shortest first, in seconds.
 const MIDDLEBOXES: [(f64, &str); 3] = [
@@ -30,16 +30,16 @@ pub fn hints(report: &ConnectionReport) -> Vec<String> {
     if let Some(r) = &report.resending {
         let held = "keepalive cannot fire while data is in flight; only TCP_USER_TIMEOUT (or tcp_retries2, about 15 min on Linux) ends this";
         let resent = counted(r.resends, "time");
-        out.push(match (r.bytes, r.peer_acked) {
-            (_, Some(true)) => format!(
+        out.push(match r.stuck {
+            Stuck::AcksLost => format!(
                 "{} resent {resent} data that the peer's ACKs in this capture cover: they do not reach its TCP (dropped on its host, by a firewall or conntrack taking them for invalid, or on a path that fails one way past the capture point): {held}",
                 r.endpoint
             ),
-            (Some(bytes), _) => format!(
+            Stuck::Unacked(bytes) => format!(
                 "{} has {bytes} bytes unacknowledged, resent {resent}: {held}",
                 r.endpoint
             ),
-            (None, _) => format!(
+            Stuck::Unheard => format!(
                 "{} resent {resent} and sent nothing new, with no packet from the peer captured: {held}",
                 r.endpoint
             ),

@@ -255,8 +255,8 @@ impl<W: Write> JsonWriter<W> {
             zero_window_probes: c.zero_window_probes,
             resending: c.resending.as_ref().map(|r| ResendingLine {
                 endpoint: Addr(r.endpoint),
-                bytes: r.bytes,
-                peer_acked: r.peer_acked,
+                bytes: r.stuck.bytes(),
+                peer_acked: r.stuck.peer_acked(),
                 resends: r.resends,
                 since: Time(r.since),
             }),

@@ -17,7 +17,7 @@ pub use reporter::{set_color, Reporter};
 pub use stats::{median, Outcome, ProberStats};
 
 use crate::engine::Conn;
-use crate::flow::{FlowKey, Micros, Side};
+use crate::flow::{FlowKey, Micros, Side, Stuck};
 use crate::wire::VlanTags;
 
 /// The one-word answer per connection. The names are a contract (JSON
@@ -84,12 +84,9 @@ impl ProberReport {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resending {
     pub endpoint: SocketAddr,
-    /// Unacknowledged, by the peer's last ACK; `None` when no packet from
-    /// the peer was captured.
-    pub bytes: Option<u32>,
-    /// The peer's ACK in the capture covers all that was resent: its ACKs
-    /// are lost before they reach the sender's TCP. `None` as `bytes`.
-    pub peer_acked: Option<bool>,
+    /// How it is stuck: what the capture shows of the peer's ACK (the
+    /// bytes unacknowledged, `Stuck::bytes`).
+    pub stuck: Stuck,
     pub resends: u32,
     pub since: Micros,
 }
@@ -220,8 +217,7 @@ fn resending(key: &FlowKey, conn: &Conn) -> Option<Resending> {
         let stuck = conn.flow.stuck(side)?;
         Some(Resending {
             endpoint: key.endpoint(side),
-            bytes: stuck.bytes(),
-            peer_acked: stuck.peer_acked(),
+            stuck,
             resends: conn.flow.half(side).resent_since_ack,
             since: conn.resending_since(side).unwrap_or(conn.last_time),
         })
