@@ -209,21 +209,22 @@ pub struct SniffArgs {
     #[arg(short = 'Z', long, value_name = "USER")]
     pub relinquish_privileges: Option<String>,
     /// Stop after this many events.
-    #[arg(short = 'c', long, value_name = "N")]
+    #[arg(short = 'c', long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Stop after this many seconds.
-    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     pub duration: Option<f64>,
     /// A probe still unanswered after this many seconds is reported `unanswered`.
-    #[arg(long, default_value_t = 1.0, value_name = "SECONDS", value_parser = seconds)]
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS", value_parser = positive_seconds)]
     pub grace: f64,
     /// Data resent this many seconds with no ACK moving is reported `stalled`
     /// (keepalive cannot fire while data is unacknowledged).
-    #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = seconds)]
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = positive_seconds)]
     pub stall_after: f64,
     /// Forget a connection silent for this long (it is reported when it leaves).
     /// The default outlasts Linux's default keepalive (7200 s + 9 x 75 s).
-    #[arg(long, default_value_t = 10800.0, value_name = "SECONDS", value_parser = seconds)]
+    #[arg(long, default_value_t = 10800.0, value_name = "SECONDS", value_parser = positive_seconds)]
     pub idle_timeout: f64,
     /// Read the filter from this file (as tcpdump's -F; `#` starts a comment).
     #[arg(short = 'F', long, value_name = "FILE", conflicts_with = "filter")]
@@ -304,5 +305,14 @@ fn seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
         _ => Err("expected a number of seconds, 0 or more (such as 1.5)".into()),
+    }
+}
+
+/// A time in seconds above 0: sniff's waits and limits, where 0 would judge
+/// every probe before its answer could come, or end the capture at once.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match seconds(text) {
+        Ok(s) if s > 0.0 => Ok(s),
+        _ => Err("expected a number of seconds above 0 (such as 1.5)".into()),
     }
 }

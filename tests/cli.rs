@@ -190,12 +190,24 @@ fn poke_interval_below_one_second_is_refused() {
 
 #[test]
 fn sniff_and_poke_times_must_be_seconds() {
-    for (cmd, flag, value) in [
-        ("sniff", "--grace", "nan"),
-        ("sniff", "--stall-after", "-1"),
-        ("sniff", "--idle-timeout", "inf"),
-        ("sniff", "--duration", "soon"),
-        ("poke", "--interval", "NaN"),
+    // sniff's waits and limits must be above 0: a grace of 0 would call
+    // every probe unanswered before its ACK could come.
+    let above_zero = "a number of seconds above 0";
+    for (cmd, flag, value, expected) in [
+        ("sniff", "--grace", "nan", above_zero),
+        ("sniff", "--grace", "0", above_zero),
+        ("sniff", "--stall-after", "-1", above_zero),
+        ("sniff", "--stall-after", "0", above_zero),
+        ("sniff", "--idle-timeout", "inf", above_zero),
+        ("sniff", "--idle-timeout", "0.0", above_zero),
+        ("sniff", "--duration", "soon", above_zero),
+        ("sniff", "--duration", "0", above_zero),
+        (
+            "poke",
+            "--interval",
+            "NaN",
+            "a number of seconds, 0 or more",
+        ),
     ] {
         let arg = format!("{flag}={value}");
         let out = kaprobe(&[cmd, &arg, "192.0.2.2:5432"]);
@@ -203,11 +215,25 @@ fn sniff_and_poke_times_must_be_seconds() {
         let err = stderr(&out);
         let first = err.lines().next().unwrap_or_default();
         assert!(
-            first.contains(&format!("'{value}' for '{flag}"))
-                && first.contains("a number of seconds, 0 or more"),
+            first.contains(&format!("'{value}' for '{flag}")) && first.contains(expected),
             "{cmd} {arg}: {err}"
         );
     }
+}
+
+#[test]
+fn sniff_event_count_must_be_above_zero() {
+    // As tcpdump refuses `-c 0`: it would stop before the first packet.
+    let out = kaprobe(&["sniff", "-c", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.lines()
+            .next()
+            .unwrap_or_default()
+            .contains("'0' for '--count <N>'"),
+        "{err}"
+    );
 }
 
 #[test]
