@@ -105,6 +105,7 @@ fn read_file(
                 time: f.time,
             },
             start,
+            f.wire_len,
             f.record_len,
         )
     });
@@ -118,8 +119,8 @@ fn read_file(
             .skip(1)
             .map(|i| i.1)
             .chain([batch.data.len()]);
-        for (&(at, start, record_len), end) in batch.items.iter().zip(ends) {
-            engine.frame(at, link, &batch.data[start..end], &mut |o| {
+        for (&(at, start, wire_len, record_len), end) in batch.items.iter().zip(ends) {
+            engine.frame(at, link, &batch.data[start..end], wire_len, &mut |o| {
                 reporter.output(o)
             });
             bytes += record_len;

@@ -34,6 +34,15 @@ fn micros(seconds: f64) -> Micros {
     (seconds * 1e6) as Micros
 }
 
+/// Said once, as soon as it happens: otherwise a capture with too small a
+/// `-s` would show nothing at all until its report.
+fn cut_short(snaplen: i32) -> String {
+    format!(
+        "packets cut short inside their headers by the snapshot length ({snaplen} bytes) are left \
+         out; -s 160, the default, keeps every header kaprobe reads"
+    )
+}
+
 /// `stop` (Ctrl-C, SIGTERM) ends the capture; the report follows.
 pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Result<RunEnd> {
     if args.list_interfaces {
@@ -78,6 +87,7 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
     // Stopped by time or signal (not by -c, an error or a closed output):
     // what was captured before the stop is still to be read.
     let mut drain = true;
+    let mut said_cut_short = false;
     loop {
         let stopped = stop.load(Ordering::SeqCst) || signals.stop.load(Ordering::SeqCst);
         if stopped || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -102,7 +112,7 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
                 frame: frame.number,
                 time: frame.time,
             };
-            engine.frame(at, link, frame.data, &mut emit);
+            engine.frame(at, link, frame.data, frame.wire_len, &mut emit);
             true
         });
         match got {
@@ -116,6 +126,10 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
             }
         }
         reporter.flush();
+        if !said_cut_short && engine.totals.cut_short > 0 {
+            said_cut_short = true;
+            let _ = writeln!(io::stderr(), "kaprobe: {}", cut_short(opts.snaplen));
+        }
         if signals.status.swap(false, Ordering::Relaxed) {
             let open = engine.table_len();
             let line = status_line(&engine.totals, open, &cap.stats());
@@ -146,7 +160,7 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
                     frame: frame.number,
                     time: frame.time,
                 };
-                engine.frame(at, link, frame.data, &mut emit);
+                engine.frame(at, link, frame.data, frame.wire_len, &mut emit);
                 true
             });
             if let Err(e) = got {

@@ -247,3 +247,58 @@ fn timestamp_far_out_of_range_is_analyzed_without_overflow() {
     let summary = assert_handled("far timestamp", &out);
     assert_eq!(summary["frames"], 3);
 }
+
+/// `pcap` as if captured with snapshot length `snap`: each record keeps its
+/// first `snap` bytes and its length on the wire.
+fn with_snaplen(pcap: &[u8], snap: usize) -> Vec<u8> {
+    let mut out = pcap[..24].to_vec();
+    out[16..20].copy_from_slice(&(snap as u32).to_le_bytes());
+    let starts = record_starts(pcap);
+    for pair in starts.windows(2) {
+        let (header, data) = pcap[pair[0]..pair[1]].split_at(16);
+        let kept = &data[..data.len().min(snap)];
+        out.extend_from_slice(&header[..8]);
+        out.extend_from_slice(&(kept.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header[12..16]);
+        out.extend_from_slice(kept);
+    }
+    out
+}
+
+#[test]
+fn frames_cut_short_by_the_snapshot_length_are_named() {
+    let pcap = capture("alive.pcap");
+    let whole = assert_handled("whole", &analyze("whole.pcap", &pcap));
+    // Ethernet, IPv4 and TCP with timestamps: 66 bytes of headers. At 60 the
+    // TCP options are cut off in every frame.
+    let cut = assert_handled("-s 60", &analyze("snap60.pcap", &with_snaplen(&pcap, 60)));
+    assert_eq!(cut["frames"], whole["frames"]);
+    assert_eq!(cut["undecodable"], whole["frames"], "{cut}");
+    assert_eq!(cut["cut_short"], whole["frames"], "{cut}");
+    assert_eq!(cut["keepalives"], 0);
+    // At 66 only the SYN and SYN-ACK are cut (their 20 bytes of options
+    // make 74): the rest is read as before.
+    let syns = assert_handled("-s 66", &analyze("snap66.pcap", &with_snaplen(&pcap, 66)));
+    assert_eq!(syns["cut_short"], 2, "{syns}");
+    assert_eq!(syns["undecodable"], 2, "{syns}");
+    assert_eq!(syns["keepalives"], whole["keepalives"], "{syns}");
+    // Enough for every header: the payload cut off changes nothing.
+    let headers = assert_handled("-s 74", &analyze("snap74.pcap", &with_snaplen(&pcap, 74)));
+    assert_eq!(headers["cut_short"], 0, "{headers}");
+    for field in ["undecodable", "keepalives", "keepalive_acks", "verdicts"] {
+        assert_eq!(headers[field], whole[field], "{field}");
+    }
+    // The text report says why the frames were left out.
+    let path = dir().join("snap60-text.pcap");
+    std::fs::write(&path, with_snaplen(&pcap, 60)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+        .arg("analyze")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let frames = whole["frames"].as_u64().unwrap();
+    let expected =
+        format!("{frames} undecodable frames ({frames} cut short by the snapshot length)");
+    assert!(text.contains(&expected), "{text}");
+}

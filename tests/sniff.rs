@@ -1668,3 +1668,36 @@ fn sniff_z_with_an_unknown_user_is_one_clear_line() {
         "{err}"
     );
 }
+
+/// Too small a `-s` for the headers: one line says so as soon as it
+/// happens (not only in the report), and the summary counts the frames.
+#[test]
+fn sniff_says_once_when_the_snapshot_length_cuts_headers() {
+    if !privileged("sniff_says_once_when_the_snapshot_length_cuts_headers") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7026"]);
+    // Ethernet, IPv4 and TCP with timestamps take 66 bytes.
+    let args = ["-i", &net.a_if, "-s", "60", "--json", "port", "7026"];
+    let (mut child, lines) = sniff_stderr(&net, &args, Stdio::piped());
+    let _client = probing_client(&net, B4, "7026");
+    let said = |l: &String| {
+        l.contains("packets cut short inside their headers by the snapshot length (60 bytes)")
+    };
+    let warned = || lines.lock().unwrap().iter().any(said);
+    assert!(wait_for(Duration::from_secs(10), warned), "no warning");
+    // Two more probes and their ACKs, all cut short too: still one line.
+    thread::sleep(Duration::from_millis(2500));
+    signal(&child, "-INT");
+    assert_eq!(exit_within(&mut child, 5), Some(0));
+    let said_lines = lines.lock().unwrap().iter().filter(|l| said(l)).count();
+    assert_eq!(said_lines, 1, "{:?}", lines.lock().unwrap());
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let frames = summary["frames"].as_u64().unwrap();
+    assert!(frames >= 5, "{summary}");
+    assert_eq!(summary["cut_short"].as_u64(), Some(frames), "{summary}");
+    assert_eq!(summary["keepalives"], 0, "{summary}");
+}

@@ -34,7 +34,10 @@ fuzz_target!(|data: &[u8]| {
         rest = &rest[3..];
         let Some(bytes) = rest.get(..len) else { break };
         frame += 1;
-        engine.frame(FrameRef { file: 0, frame, time }, link, bytes, &mut sink);
+        let at = FrameRef { file: 0, frame, time };
+        // Every other frame as if the snapshot length had cut it short.
+        let wire_len = len as u32 + (frame & 1) as u32;
+        engine.frame(at, link, bytes, wire_len, &mut sink);
         rest = &rest[len..];
     }
     engine.finish(i64::MAX, &mut sink);

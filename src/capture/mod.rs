@@ -56,6 +56,9 @@ pub struct Frame<'a> {
     pub number: u64,
     pub time: Micros,
     pub data: &'a [u8],
+    /// The packet's length on the wire: more than `data` holds when the
+    /// capture's snapshot length cut it short.
+    pub wire_len: u32,
     /// Bytes the record took in the file (header + captured bytes), for progress.
     pub record_len: u64,
 }
@@ -241,6 +244,7 @@ fn frame<'a>(number: u64, header: &pcap::PacketHeader, data: &'a [u8]) -> Frame<
         number,
         time,
         data,
+        wire_len: header.len,
         record_len: 16 + u64::from(header.caplen),
     }
 }

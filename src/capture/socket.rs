@@ -110,6 +110,8 @@ impl PacketSocket {
                 number: self.number,
                 time,
                 data: &self.buf[..len],
+                // poke reads headers only, and never asks what was cut.
+                wire_len: len as u32,
                 record_len: len as u64,
             });
         }

@@ -247,6 +247,9 @@ pub struct Totals {
     pub segments: u64,
     pub not_tcp: u64,
     pub undecodable: u64,
+    /// Of the undecodable frames, those the capture kept only part of: the
+    /// snapshot length ended them inside a header.
+    pub cut_short: u64,
     pub copies: u64,
     /// Segments their receiver would drop unread (`Shape::Unacceptable`).
     pub unacceptable: u64,
@@ -764,12 +767,14 @@ fn step(
 
 impl Engine {
     /// Decode one captured frame and feed it; frames that are not TCP are
-    /// only counted.
+    /// only counted. `wire_len` is the packet's length on the wire, above
+    /// `data.len()` when the snapshot length cut it short.
     pub fn frame(
         &mut self,
         at: FrameRef,
         link: crate::wire::LinkType,
         data: &[u8],
+        wire_len: u32,
         out: &mut dyn FnMut(Output),
     ) {
         self.totals.frames += 1;
@@ -778,7 +783,15 @@ impl Engine {
         match &crate::wire::decode(link, data) {
             Ok(Some(seg)) => self.segment(at, seg, out),
             Ok(None) => self.totals.not_tcp += 1,
-            Err(_) => self.totals.undecodable += 1,
+            Err(_) => self.undecodable(data.len(), wire_len),
+        }
+    }
+
+    #[cold]
+    fn undecodable(&mut self, captured: usize, wire_len: u32) {
+        self.totals.undecodable += 1;
+        if captured < wire_len as usize {
+            self.totals.cut_short += 1;
         }
     }
 }

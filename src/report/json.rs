@@ -280,6 +280,8 @@ pub struct Summary {
     pub tcp_segments: u64,
     pub not_tcp: u64,
     pub undecodable: u64,
+    /// Of the undecodable frames, those cut short by the snapshot length.
+    pub cut_short: u64,
     pub duplicates: u64,
     /// Segments their receiver drops unread (forged, or far outside any
     /// window): counted, and left out of the analysis.
@@ -347,6 +349,7 @@ impl Summary {
         self.tcp_segments = t.segments;
         self.not_tcp = t.not_tcp;
         self.undecodable = t.undecodable;
+        self.cut_short = t.cut_short;
         self.duplicates = t.copies;
         self.unacceptable = t.unacceptable;
         self.connections = t.connections;

@@ -387,6 +387,10 @@ fn summary_line(s: &Summary) -> String {
     if s.undecodable > 0 {
         let n = counted(s.undecodable, "undecodable frame");
         line.push_str(&format!(", {n}"));
+        if s.cut_short > 0 {
+            let cut = s.cut_short;
+            line.push_str(&format!(" ({cut} cut short by the snapshot length)"));
+        }
     }
     if s.unacceptable > 0 {
         // Forged or far out of any window: say they were left out.
@@ -436,6 +440,7 @@ mod tests {
             zero_window_probes: n,
             duplicates: n,
             undecodable: n,
+            cut_short: n,
             unacceptable: n,
             ..Summary::default()
         }
@@ -446,14 +451,14 @@ mod tests {
         assert_eq!(
             summary_line(&every_count(1)),
             "1 frame, 1 TCP connection, 0 with keepalive; 1 probe, 0 ACKed, 0 answered by RST, \
-             1 zero-window probe, 1 duplicate frame, 1 undecodable frame, \
-             1 segment left out (no receiver would accept them)"
+             1 zero-window probe, 1 duplicate frame, 1 undecodable frame \
+             (1 cut short by the snapshot length), 1 segment left out (no receiver would accept them)"
         );
         assert_eq!(
             summary_line(&every_count(2)),
             "2 frames, 2 TCP connections, 0 with keepalive; 2 probes, 0 ACKed, 0 answered by RST, \
-             2 zero-window probes, 2 duplicate frames, 2 undecodable frames, \
-             2 segments left out (no receiver would accept them)"
+             2 zero-window probes, 2 duplicate frames, 2 undecodable frames \
+             (2 cut short by the snapshot length), 2 segments left out (no receiver would accept them)"
         );
         let none = summary_line(&Summary::default());
         assert!(none.starts_with("0 frames, 0 TCP connections,"), "{none}");
