@@ -38,8 +38,8 @@ fn micros(seconds: f64) -> Micros {
 /// `-s` would show nothing at all until its report.
 fn cut_short(snaplen: i32) -> String {
     format!(
-        "packets cut short inside their headers by the snapshot length ({snaplen} bytes) are left \
-         out; -s 160, the default, keeps every header kaprobe reads"
+        "packets that the snapshot length ({snaplen} bytes) cut short before the end of their fixed \
+         TCP header are left out; -s 160, the default, keeps every header kaprobe reads"
     )
 }
 

@@ -28,6 +28,7 @@ pub fn c2s() -> Segment {
         ip_id: 0,
         tsval: None,
         mptcp_data: false,
+        options_cut: false,
     }
 }
 

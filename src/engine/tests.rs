@@ -843,6 +843,8 @@ mod prediction {
         len: u32,
         wait: u8,
         timestamp: bool,
+        /// The capture cut the options off: the TSval is unknown.
+        options_cut: bool,
         window: u16,
     }
 
@@ -853,16 +855,20 @@ mod prediction {
             2u32..1500,
             0u8..8,
             prop::bool::weighted(0.9),
+            prop::bool::weighted(0.05),
             prop_oneof![4 => Just(500u16), 1 => Just(0u16), 1 => any::<u16>()],
         )
-            .prop_map(|(kind, from_server, len, wait, timestamp, window)| Step {
-                kind,
-                from_server,
-                len,
-                wait,
-                timestamp,
-                window,
-            })
+            .prop_map(
+                |(kind, from_server, len, wait, timestamp, options_cut, window)| Step {
+                    kind,
+                    from_server,
+                    len,
+                    wait,
+                    timestamp,
+                    options_cut,
+                    window,
+                },
+            )
     }
 
     /// Turn the steps into segments, keeping each side's numbers so that
@@ -886,6 +892,10 @@ mod prediction {
                 tsval: s.timestamp.then_some(tsval[me]),
                 ..template
             };
+            if s.options_cut {
+                seg.tsval = None;
+                seg.options_cut = true;
+            }
             match s.kind {
                 // In-order data and pure ACKs: what prediction is for.
                 0..=39 => seg.payload_len = s.len,
@@ -991,6 +1001,7 @@ mod prediction {
                 len: 100,
                 wait: 1,
                 timestamp: true,
+                options_cut: false,
                 window: 500,
             })
             .collect();

@@ -337,6 +337,9 @@ impl Half {
             self.window = seg.window;
             let ts = if seg.tsval.is_some() {
                 bit::TIMESTAMPS
+            } else if seg.options_cut {
+                // Unknown: as the side's last segment said.
+                bits & bit::TIMESTAMPS
             } else {
                 0
             };

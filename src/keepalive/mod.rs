@@ -192,7 +192,7 @@ fn is_foreign(sender: &Half, peer: &Half, seg: &Segment) -> bool {
         .next_seq()
         .is_some_and(|n| seg.seq == n || seg.seq == n.wrapping_sub(1));
     let ack_own = !seg.has(flags::ACK) || peer.next_seq() == Some(seg.ack);
-    sender.timestamps() && seg.tsval.is_none() && !seg.has(flags::RST) && !(seq_own && ack_own)
+    sender.timestamps() && seg.lacks_timestamp() && !seg.has(flags::RST) && !(seq_own && ack_own)
 }
 
 fn is_copy(sender: &Half, seg: &Segment, now: Micros) -> bool {

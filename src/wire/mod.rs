@@ -148,11 +148,20 @@ pub struct Segment {
     /// payload is MPTCP-level data (RFC 8684 3.3), which the redundant
     /// scheduler re-sends on every subflow.
     pub mptcp_data: bool,
+    /// The capture ended inside the TCP options (a small snapshot length,
+    /// such as tcpdump's `-s 64`): `tsval` and `mptcp_data` say only what
+    /// the captured part holds, and a missing TSval may be in the rest.
+    pub options_cut: bool,
 }
 
 impl Segment {
     pub fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
+    }
+
+    /// Known to carry no timestamp: none in options captured whole.
+    pub fn lacks_timestamp(&self) -> bool {
+        self.tsval.is_none() && !self.options_cut
     }
 
     /// Sequence space the segment occupies: payload plus one each for SYN and FIN.
@@ -354,20 +363,26 @@ pub fn decode_ip(ip: &[u8], vlan: VlanTags) -> Result<Option<Segment>, DecodeErr
     // RFC 9293 3.1: ports, seq, ack, data offset (in 32-bit words) in the
     // high nibble of byte 12, flags in byte 13, window at 14.
     let header_len = tcp_bytes.get(12).map_or(0, |b| usize::from(b >> 4) * 4);
+    let transport_len = match view.end {
+        Some(end) => end.saturating_sub(view.tcp_offset),
+        None => tcp_bytes.len(),
+    };
+    // The capture may end inside the options when the IP header says the
+    // packet went on (the snapshot length cut it): the fixed 20 bytes hold
+    // everything but the options.
+    let options_cut = tcp_bytes.len() < header_len;
+    let cut_by_capture = view.end.is_some_and(|e| e > ip.len()) && transport_len >= header_len;
     let Some(t) = tcp_bytes
         .first_chunk::<20>()
-        .filter(|_| header_len >= 20 && tcp_bytes.len() >= header_len)
+        .filter(|_| header_len >= 20 && (!options_cut || cut_by_capture))
     else {
         return Err(tcp_rejected(tcp_bytes));
     };
     let be16 = |at: usize| u16::from_be_bytes([t[at], t[at + 1]]);
     let be32 = |at: usize| u32::from_be_bytes([t[at], t[at + 1], t[at + 2], t[at + 3]]);
-    let transport_len = match view.end {
-        Some(end) => end.saturating_sub(view.tcp_offset),
-        None => tcp_bytes.len(),
-    };
     let payload_len = transport_len.saturating_sub(header_len);
-    let (tsval, mptcp_data) = scan_options(&tcp_bytes[20..header_len]);
+    let options = &tcp_bytes[20..header_len.min(tcp_bytes.len())];
+    let (tsval, mptcp_data) = scan_options(options);
     Ok(Some(Segment {
         src: Endpoint {
             ip: view.src,
@@ -391,6 +406,7 @@ pub fn decode_ip(ip: &[u8], vlan: VlanTags) -> Result<Option<Segment>, DecodeErr
         ip_id: view.id,
         tsval,
         mptcp_data,
+        options_cut,
     }))
 }
 
@@ -444,6 +460,7 @@ fn plain_ipv4_tcp(ip: &[u8], vlan: VlanTags) -> Option<Segment> {
         ip_id: be16(4),
         tsval,
         mptcp_data: false,
+        options_cut: false,
     })
 }
 

@@ -273,14 +273,40 @@ mod reference {
         };
         let captured_end = view.end.map_or(ip.len(), |e| e.min(ip.len()));
         let tcp_bytes = ip.get(view.tcp_offset..captured_end).unwrap_or(&[]);
-        let tcp = TcpSlice::from_slice(tcp_bytes).map_err(|e| malformed("TCP", e))?;
-        let header_len = usize::from(tcp.data_offset()) * 4;
         let transport_len = match view.end {
             Some(end) => end.saturating_sub(view.tcp_offset),
             None => tcp_bytes.len(),
         };
+        // Cut inside the options by the capture (the IP header says the
+        // packet went on): read as the same header without its options,
+        // and the options as far as they were captured.
+        let declared = tcp_bytes.get(12).map_or(0, |b| usize::from(b >> 4) * 4);
+        let options_cut = tcp_bytes.len() >= 20
+            && declared > tcp_bytes.len()
+            && view.end.is_some_and(|e| e > ip.len())
+            && transport_len >= declared;
+        let mut fixed = tcp_bytes.get(..20).unwrap_or(&[]).to_vec();
+        if options_cut {
+            fixed[12] = 5 << 4 | (fixed[12] & 0x0f);
+        }
+        let tcp = if options_cut {
+            TcpSlice::from_slice(&fixed)
+        } else {
+            TcpSlice::from_slice(tcp_bytes)
+        }
+        .map_err(|e| malformed("TCP", e))?;
+        let header_len = if options_cut {
+            declared
+        } else {
+            usize::from(tcp.data_offset()) * 4
+        };
         let payload_len = transport_len.saturating_sub(header_len);
-        let (tsval, mptcp_data) = scan_options(tcp.options());
+        let options = if options_cut {
+            &tcp_bytes[20..]
+        } else {
+            tcp.options()
+        };
+        let (tsval, mptcp_data) = scan_options(options);
         Ok(Some(Segment {
             src: Endpoint {
                 ip: view.src,
@@ -304,6 +330,7 @@ mod reference {
             ip_id: view.id,
             tsval,
             mptcp_data,
+            options_cut,
         }))
     }
 }
@@ -381,8 +408,9 @@ mod properties {
             prop_assert_eq!(decode_ip(ip, [0, 0]), super::reference::decode_ip(ip, [0, 0]));
         }
 
-        /// A valid TCP frame cut anywhere: a segment only once the headers are
-        /// complete, and then with the payload length the IP header gives.
+        /// A valid TCP frame cut anywhere: a segment once the fixed headers
+        /// are complete, with the payload length the IP header gives, and a
+        /// timestamp known only where its option was captured whole.
         #[test]
         fn every_truncation_is_an_error_or_the_full_segment(payload in 0usize..40, cut in 0usize..200, opts in any::<bool>()) {
             let mut frame = super::ether_v4(&vec![0x42; payload]);
@@ -396,14 +424,20 @@ mod properties {
                 with[16..18].copy_from_slice(&total.to_be_bytes());
                 frame = with;
             }
-            let headers = if opts { 66 } else { 54 };
+            // Ethernet, IPv4 and the fixed TCP header: what a segment needs.
+            // Options cut off are read as far as they go.
+            let (fixed, headers) = (54, if opts { 66 } else { 54 });
             let cut = cut.min(frame.len());
             match decode(LinkType::Ethernet, &frame[..cut]) {
                 Ok(Some(seg)) => {
-                    prop_assert!(cut >= headers);
+                    prop_assert!(cut >= fixed);
                     prop_assert_eq!(seg.payload_len as usize, payload);
+                    prop_assert_eq!(seg.options_cut, cut < headers);
+                    let tsval = (opts && cut >= headers).then_some(1);
+                    prop_assert_eq!(seg.tsval, tsval);
+                    prop_assert_eq!(seg.lacks_timestamp(), !opts);
                 }
-                _ => prop_assert!(cut < headers),
+                _ => prop_assert!(cut < fixed),
             }
         }
     }

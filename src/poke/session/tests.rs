@@ -44,6 +44,7 @@ fn seg(src: &str, dst: &str, seq: u32, ack: u32, flag: u8) -> TcpReply {
             ip_id: 0,
             tsval: Some(1000),
             mptcp_data: false,
+            options_cut: false,
         },
         tsecr: Some(77),
         signed: false,
