@@ -194,11 +194,11 @@ pub struct SniffArgs {
     /// for the local time the file starts at, e.g. `trace-%Y%m%d-%H%M%S.pcap` (as tcpdump's -G).
     #[arg(short = 'G', long, value_name = "SECONDS", requires = "write",
           conflicts_with = "file_count",
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = at_least_one::<u32>)]
     pub rotate_seconds: Option<u32>,
     /// With -C, keep N files at most, FILE0 to FILE(N-1), overwriting the oldest (as tcpdump's -W).
     #[arg(short = 'W', long, value_name = "N", requires = "file_size",
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = at_least_one::<u32>)]
     pub file_count: Option<u32>,
     /// With -C or -G, run `COMMAND FILE` on each file once it is closed for the
     /// next, e.g. `-z gzip` (as tcpdump's -z): beside the capture, at the lowest priority.
@@ -210,7 +210,7 @@ pub struct SniffArgs {
     pub relinquish_privileges: Option<String>,
     /// Stop after this many events.
     #[arg(short = 'c', long, value_name = "N",
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = at_least_one::<u64>)]
     pub count: Option<u64>,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
@@ -305,6 +305,15 @@ fn seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
         _ => Err("expected a number of seconds, 0 or more (such as 1.5)".into()),
+    }
+}
+
+/// A count or a number of seconds that must be whole and at least 1.
+/// clap's own range check would say "0 is not in 1..18446744073709551615".
+fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(text: &str) -> Result<T, String> {
+    match text.parse::<T>() {
+        Ok(n) if n >= T::from(1) => Ok(n),
+        _ => Err("expected a whole number, 1 or more".into()),
     }
 }
 

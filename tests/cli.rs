@@ -222,18 +222,29 @@ fn sniff_and_poke_times_must_be_seconds() {
 }
 
 #[test]
-fn sniff_event_count_must_be_above_zero() {
+fn sniff_counts_must_be_whole_and_above_zero() {
     // As tcpdump refuses `-c 0`: it would stop before the first packet.
-    let out = kaprobe(&["sniff", "-c", "0"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
-    assert!(
-        err.lines()
-            .next()
-            .unwrap_or_default()
-            .contains("'0' for '--count <N>'"),
-        "{err}"
-    );
+    for (args, flag) in [
+        (&["-c", "0"][..], "'0' for '--count <N>'"),
+        (&["-c", "2.5"][..], "'2.5' for '--count <N>'"),
+        (
+            &["-w", "x.pcap", "-G", "0"][..],
+            "'0' for '--rotate-seconds <SECONDS>'",
+        ),
+        (
+            &["-w", "x.pcap", "-C", "1", "-W", "0"][..],
+            "'0' for '--file-count <N>'",
+        ),
+    ] {
+        let out = kaprobe(&[&["sniff"][..], args].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.contains(flag) && first.contains("expected a whole number, 1 or more"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
