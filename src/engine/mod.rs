@@ -248,7 +248,7 @@ pub struct Totals {
     pub not_tcp: u64,
     pub undecodable: u64,
     /// Of the undecodable frames, those the capture kept only part of: the
-    /// snapshot length ended them before TCP's fixed 20 bytes.
+    /// snapshot length ended them inside the link, IP or fixed TCP header.
     pub cut_short: u64,
     pub copies: u64,
     /// Segments their receiver would drop unread (`Shape::Unacceptable`).
