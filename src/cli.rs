@@ -71,7 +71,7 @@ pub struct OutputArgs {
     /// JSON Lines on stdout: one object per event, per connection, and a final summary.
     #[arg(long)]
     pub json: bool,
-    /// Also print one line per keepalive event as it is found.
+    /// Also print one line per keepalive event as it is found (sniff always does).
     #[arg(short, long)]
     pub verbose: bool,
     /// Show every TCP connection in the table, not only those with keepalive activity.
