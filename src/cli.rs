@@ -1,7 +1,7 @@
 //! The command line, as clap derives it. Flag names are a contract: scripts
 //! use them, the README documents them.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
@@ -106,8 +106,8 @@ pub struct AnalyzeArgs {
 
 impl AnalyzeArgs {
     /// Split the words into files and a filter: the first word is a file, and
-    /// so is each next word that names an existing path or looks like a
-    /// capture file; the first word that does not starts the filter.
+    /// so is each next word that names an existing file (not a directory) or
+    /// looks like a capture file; the first word that does not starts the filter.
     pub fn files_and_filter(&self) -> (Vec<PathBuf>, Option<String>) {
         if !self.read.is_empty() {
             let filter = (!self.words.is_empty()).then(|| self.words.join(" "));
@@ -133,10 +133,12 @@ impl AnalyzeArgs {
     }
 }
 
+/// A directory is never a capture: in a source tree `src` is a directory
+/// and also the first word of `src host X`.
 fn looks_like_file(word: &str) -> bool {
     const EXTENSIONS: [&str; 5] = [".pcap", ".pcapng", ".cap", ".dmp", ".trace"];
     word == "-"
-        || Path::new(word).exists()
+        || std::fs::metadata(word).is_ok_and(|m| !m.is_dir())
         || word.contains('/')
         || EXTENSIONS.iter().any(|e| word.ends_with(e))
 }

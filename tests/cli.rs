@@ -127,6 +127,34 @@ fn filter_keeps_file_frame_numbers() {
     assert_eq!(frames(&all), frames(&filtered));
 }
 
+/// Filter words that name directories where kaprobe runs (`src` in a
+/// source tree) are still filter words.
+#[test]
+fn filter_words_that_name_directories_are_a_filter() {
+    let dir = temp("dirs");
+    for d in ["src", "host", "port"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+        .args([
+            "analyze",
+            "--json",
+            &capture("alive.pcap"),
+            "src",
+            "host",
+            "192.0.2.1",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    // The client's 4 probes; the server's answers are filtered out.
+    assert_eq!(summary["keepalives"], 4, "{summary}");
+    assert_eq!(summary["frames"], 10, "{summary}");
+}
+
 #[test]
 fn filter_that_matches_nothing_reports_nothing() {
     let out = kaprobe(&["analyze", "--json", &capture("alive.pcap"), "udp"]);
