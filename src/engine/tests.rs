@@ -432,6 +432,9 @@ fn live_judgements_say_when_nothing_from_the_peer_was_captured() {
     // Answers out of sight would have reset Linux's count of probes.
     let gave_up = c.hints.iter().find(|h| h.contains(" gave up: ")).unwrap();
     assert!(gave_up.ends_with("(TCP_KEEPCNT 3 or fewer)"), "{gave_up}");
+    // And answered probes come TCP_KEEPIDLE apart, not TCP_KEEPINTVL.
+    let cadence = "settings look like TCP_KEEPINTVL ~1 s (or TCP_KEEPIDLE, if they were answered out of sight)";
+    assert!(c.hints.iter().any(|h| h.contains(cadence)), "{:?}", c.hints);
 }
 
 #[test]

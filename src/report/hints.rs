@@ -111,7 +111,14 @@ fn cadence(p: &ProberReport, unheard: bool) -> Option<String> {
         parts.push(format!("TCP_KEEPIDLE ~{i:.0} s"));
     }
     if let Some(v) = interval {
-        parts.push(format!("TCP_KEEPINTVL ~{v:.0} s"));
+        // With the peer unheard, "unanswered" probes may have been answered
+        // out of sight, and answered probes come TCP_KEEPIDLE apart.
+        let or_idle = if unheard {
+            " (or TCP_KEEPIDLE, if they were answered out of sight)"
+        } else {
+            ""
+        };
+        parts.push(format!("TCP_KEEPINTVL ~{v:.0} s{or_idle}"));
     }
     if let Some(n) = p.stats.gave_up_after {
         parts.push(keepcnt(n, unheard));
