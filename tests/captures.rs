@@ -12,12 +12,18 @@ struct Report {
 
 impl Report {
     fn of(name: &str) -> Report {
+        Report::filtered(name, &[])
+    }
+
+    /// The report of `name` read through the filter `words`.
+    fn filtered(name: &str, words: &[&str]) -> Report {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("captures")
             .join(name);
         let out = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
             .args(["analyze", "--json"])
             .arg(&path)
+            .args(words)
             .output()
             .expect("run kaprobe");
         assert!(
@@ -85,6 +91,25 @@ fn assert_alive(name: &str) {
         "Linux probes are 0-byte"
     );
     assert!(near(&p["idle_s"], 1.0), "TCP_KEEPIDLE 1 s: {p}");
+    assert_eq!(p["idle_from"], "peer", "{p}");
+}
+
+/// One direction only (a `src host` filter, one leg of asymmetric routing):
+/// the idle before the first probe is timed from the prober's own last
+/// segment, at most a round trip plus a delayed ACK from the peer's.
+#[test]
+fn one_direction_times_the_idle_from_the_probers_own_segments() {
+    let both = Report::of("alive.pcap");
+    let one = Report::filtered("alive.pcap", &["src", "host", "192.0.2.1"]);
+    let (p, q) = (one.prober("client"), both.prober("client"));
+    assert_eq!(p["idle_from"], "prober", "{p}");
+    let (own, peer) = (p["idle_s"].as_f64().unwrap(), q["idle_s"].as_f64().unwrap());
+    assert!((own - peer).abs() < 0.001, "{own} against {peer}");
+    let hints = one.connection()["hints"].to_string();
+    assert!(
+        hints.contains("TCP_KEEPIDLE ~1 s (timed from its own last segment"),
+        "{hints}"
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 
 use crate::flow::{Fingerprint, Flow, FlowKey, Micros, Resend, Side, Stuck};
 use crate::keepalive::{self, Answer, Event, EventKind, Pending, Place, Shape};
-use crate::report::ProberStats;
+use crate::report::{Idle, IdleFrom, ProberStats};
 use crate::wire::{flags, Segment};
 
 /// How long a closed connection stays in the table (capture time).
@@ -664,6 +664,24 @@ fn segment_event(kind: EventKind, at: FrameRef, key: &FlowKey, side: Side, seg: 
     }
 }
 
+/// How long `side` of `flow` had been idle when it sent a probe at `now`.
+/// Linux times keepalive from the last segment it received: the peer's
+/// last one that was not a probe. With nothing from the peer captured (a
+/// capture of one direction), from the prober's own last segment instead,
+/// which is at most a round trip plus a delayed ACK away from it.
+fn idle_before(flow: &Flow, side: Side, now: Micros) -> Option<Idle> {
+    let peer = flow.half(side.other());
+    let (last, from) = match peer.last_nonprobe() {
+        Some(t) => (t, IdleFrom::Peer),
+        None if !peer.heard() => (flow.half(side).last_nonprobe()?, IdleFrom::Prober),
+        None => return None,
+    };
+    Some(Idle {
+        micros: now - last,
+        from,
+    })
+}
+
 /// Apply the rules to one segment of `conn` sent by `side`.
 fn step(
     conn: &mut Conn,
@@ -724,7 +742,7 @@ fn step(
         Shape::Keepalive => {
             let idle = match conn.pending(side) {
                 Some(_) => None,
-                None => conn.flow.half(peer).last_nonprobe().map(|t| at.time - t),
+                None => idle_before(&conn.flow, side, at.time),
             };
             let (len, byte) = (seg.payload_len, seg.first_byte);
             conn.prober(side).probe(at.time, idle, len, byte);

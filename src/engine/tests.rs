@@ -433,8 +433,14 @@ fn live_judgements_say_when_nothing_from_the_peer_was_captured() {
     let gave_up = c.hints.iter().find(|h| h.contains(" gave up: ")).unwrap();
     assert!(gave_up.ends_with("(TCP_KEEPCNT 3 or fewer)"), "{gave_up}");
     // And answered probes come TCP_KEEPIDLE apart, not TCP_KEEPINTVL.
-    let cadence = "settings look like TCP_KEEPINTVL ~1 s (or TCP_KEEPIDLE, if they were answered out of sight)";
+    let cadence = "TCP_KEEPINTVL ~1 s (or TCP_KEEPIDLE, if they were answered out of sight)";
     assert!(c.hints.iter().any(|h| h.contains(cadence)), "{:?}", c.hints);
+    // The idle is timed from the prober's own data at 1 s, the peer's
+    // segments being out of sight; the dead event has it too.
+    let p = &c.probers[0];
+    assert_eq!(p.idle(), Some(2 * SEC));
+    assert_eq!(p.idle_from(), Some(IdleFrom::Prober));
+    assert_eq!(judged[3].idle, Some(2 * SEC));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! Each hint says what was measured, so a reader can judge it.
 
 use super::text::counted;
-use super::{ConnectionReport, ProberReport, Verdict};
+use super::{ConnectionReport, IdleFrom, ProberReport, Verdict};
 use crate::flow::{Micros, Stuck};
 
 /// Idle timeouts of common middleboxes, shortest first, in seconds.
@@ -108,7 +108,12 @@ fn cadence(p: &ProberReport, unheard: bool) -> Option<String> {
     }
     let mut parts = Vec::new();
     if let Some(i) = idle {
-        parts.push(format!("TCP_KEEPIDLE ~{i:.0} s"));
+        let own = if p.idle_from() == Some(IdleFrom::Prober) {
+            " (timed from its own last segment: none of the peer's is in the capture)"
+        } else {
+            ""
+        };
+        parts.push(format!("TCP_KEEPIDLE ~{i:.0} s{own}"));
     }
     if let Some(v) = interval {
         // With the peer unheard, "unanswered" probes may have been answered

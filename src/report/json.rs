@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use super::stamp::{self, Style};
-use super::{ConnectionReport, ProberReport, Verdict};
+use super::{ConnectionReport, IdleFrom, ProberReport, Verdict};
 use crate::engine::Totals;
 use crate::flow::Micros;
 use crate::keepalive::{Event, EventKind};
@@ -96,6 +96,7 @@ struct ProberLine {
     unanswered: u32,
     unanswered_total: u32,
     idle_s: Option<f64>,
+    idle_from: Option<&'static str>,
     interval_s: Option<f64>,
     count_before_rst: Option<u32>,
     in_flight: bool,
@@ -149,6 +150,7 @@ fn prober_line(p: &ProberReport) -> ProberLine {
         unanswered: st.run,
         unanswered_total: p.unanswered_total(),
         idle_s: p.idle().map(s),
+        idle_from: p.idle_from().map(IdleFrom::name),
         interval_s: p.interval().map(s),
         count_before_rst: st.gave_up_after,
         in_flight: st.in_flight,

@@ -14,7 +14,7 @@ pub mod text;
 use std::net::SocketAddr;
 
 pub use reporter::{set_color, Reporter};
-pub use stats::{median, Outcome, ProberStats};
+pub use stats::{median, Idle, IdleFrom, Outcome, ProberStats};
 
 use crate::engine::Conn;
 use crate::flow::{FlowKey, Micros, Side, Stuck};
@@ -66,6 +66,11 @@ pub struct ProberReport {
 impl ProberReport {
     pub fn idle(&self) -> Option<Micros> {
         self.stats.first_idle()
+    }
+
+    /// Whose segment [`ProberReport::idle`] was timed from, when known.
+    pub fn idle_from(&self) -> Option<IdleFrom> {
+        self.idle().map(|_| self.stats.first_idle_from)
     }
 
     pub fn interval(&self) -> Option<Micros> {

@@ -14,6 +14,31 @@ pub enum Outcome {
     GaveUp,
 }
 
+/// The idle time before a probe, and whose segment it was timed from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Idle {
+    pub micros: Micros,
+    pub from: IdleFrom,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IdleFrom {
+    /// The peer's last segment that was not a probe, as Linux times it.
+    #[default]
+    Peer,
+    /// The prober's own last segment: nothing from the peer was captured.
+    Prober,
+}
+
+impl IdleFrom {
+    pub fn name(self) -> &'static str {
+        match self {
+            IdleFrom::Peer => "peer",
+            IdleFrom::Prober => "prober",
+        }
+    }
+}
+
 /// What one side's keepalive probes showed.
 #[derive(Clone, Debug, Default)]
 pub struct ProberStats {
@@ -27,6 +52,8 @@ pub struct ProberStats {
     pub idles: Vec<Micros>,
     /// The very first probe came after idle that the capture did not see.
     pub first_idle_unknown: bool,
+    /// Whose segment the first idle was timed from.
+    pub first_idle_from: IdleFrom,
     /// Time between a probe left unanswered and the next one (TCP_KEEPINTVL).
     pub intervals: Vec<Micros>,
     pub rtts: Vec<Micros>,
@@ -47,17 +74,17 @@ pub struct ProberStats {
 }
 
 impl ProberStats {
-    /// A keepalive probe; `idle` is the time since the peer's last non-probe
-    /// segment, when known.
-    pub fn probe(&mut self, now: Micros, idle: Option<Micros>, len: u32, byte: Option<u8>) {
+    /// A keepalive probe, and the idle before it when known.
+    pub fn probe(&mut self, now: Micros, idle: Option<Idle>, len: u32, byte: Option<u8>) {
         if self.probes == 0 {
             self.first_probe = now;
             self.first_idle_unknown = idle.is_none();
+            self.first_idle_from = idle.map_or(IdleFrom::Peer, |i| i.from);
         }
         if self.run > 0 {
             self.intervals.push(now - self.last_probe);
         } else if let Some(idle) = idle {
-            self.idles.push(idle);
+            self.idles.push(idle.micros);
         }
         self.probes += 1;
         self.run += 1;
