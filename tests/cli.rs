@@ -56,6 +56,17 @@ fn missing_file() {
 }
 
 #[test]
+fn a_directory_names_the_files_to_give() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let out = kaprobe(&["analyze", &format!("{}/", dir.display())]);
+    let expected = format!(
+        "a directory, not a capture (name the files in it: {}/*.pcap)",
+        dir.display()
+    );
+    assert_one_line_error(&out, &expected);
+}
+
+#[test]
 fn not_a_capture() {
     let path = temp("text.pcap");
     std::fs::write(&path, "this is not a capture\n").unwrap();

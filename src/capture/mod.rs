@@ -310,6 +310,11 @@ fn open_reason(path: &Path, err: &pcap::Error) -> String {
     if !is_stdin(path) && !path.exists() {
         return "no such file".into();
     }
+    if path.is_dir() {
+        let dir = path.display().to_string();
+        let dir = dir.trim_end_matches('/');
+        return format!("a directory, not a capture (name the files in it: {dir}/*.pcap)");
+    }
     if is_stdin(path) && text.contains("truncated dump file") {
         return "standard input is empty or cut short before the pcap header".into();
     }
