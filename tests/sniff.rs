@@ -1671,6 +1671,7 @@ fn sniff_z_with_an_unknown_user_is_one_clear_line() {
 
 /// Too small a `-s` for the headers: one line says so as soon as it
 /// happens (not only in the report), and the summary counts the frames.
+/// Enough for the fixed headers but not the options: the probes are read.
 #[test]
 fn sniff_says_once_when_the_snapshot_length_cuts_headers() {
     if !privileged("sniff_says_once_when_the_snapshot_length_cuts_headers") {
@@ -1681,6 +1682,9 @@ fn sniff_says_once_when_the_snapshot_length_cuts_headers() {
     // Ethernet, IPv4 and the fixed TCP header take 54 bytes.
     let args = ["-i", &net.a_if, "-s", "53", "--json", "port", "7026"];
     let (mut child, lines) = sniff_stderr(&net, &args, Stdio::piped());
+    // Beside it, 64 bytes: TCP's timestamp option is cut off, and the
+    // probes are still read (tcpdump -s 64, the headers-only habit).
+    let headers = Sniff::start(&net, &net.a, &net.a_if, &["-s", "64", "port", "7026"]);
     let _client = probing_client(&net, B4, "7026");
     let said = |l: &String| {
         l.contains("packets that the snapshot length (53 bytes) cut short before the end of their")
@@ -1700,4 +1704,13 @@ fn sniff_says_once_when_the_snapshot_length_cuts_headers() {
     assert!(frames >= 5, "{summary}");
     assert_eq!(summary["cut_short"].as_u64(), Some(frames), "{summary}");
     assert_eq!(summary["keepalives"], 0, "{summary}");
+    let seen = headers.interrupt();
+    let acked = seen.iter().filter(|v| v["type"] == "keepalive_ack").count();
+    assert!(acked >= 2, "{seen:?}");
+    let last = seen.last().unwrap();
+    assert_eq!(
+        (last["undecodable"].as_u64(), last["cut_short"].as_u64()),
+        (Some(0), Some(0)),
+        "{last}"
+    );
 }
