@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use crate::analyze::RunEnd;
 use crate::capture::{
     check_time_pattern, choose_filter, filter_expr, link_type_by_name, list_interfaces,
-    list_link_types, resolve_interface, wall_clock, LiveCapture, LiveError, LiveOptions,
-    SaveOptions,
+    list_link_types, resolve_interface, snapshot_length, wall_clock, LiveCapture, LiveError,
+    LiveOptions, SaveOptions,
 };
 use crate::cli::SniffArgs;
 use crate::engine::{Engine, FrameRef, Live, Output};
@@ -281,7 +281,7 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
         .map_err(|e| e.to_string())?;
     let opts = LiveOptions {
         interface,
-        snaplen: args.snaplen,
+        snaplen: snapshot_length(args.snaplen),
         buffer_bytes: args.buffer_size.map(|kib| kib.saturating_mul(1024)),
         promiscuous: !args.no_promiscuous_mode,
         filter,

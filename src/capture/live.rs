@@ -87,6 +87,20 @@ pub enum LiveError {
     },
 }
 
+/// The most bytes libpcap keeps of a packet, and what `-s 0` asks for.
+const MAX_SNAPLEN: i32 = 262_144;
+
+/// The snapshot length libpcap settles on for `requested`: 0, a negative or
+/// a larger value means the most, as with tcpdump's `-s 0`. Said as such in
+/// the listening line, as tcpdump says it.
+pub fn snapshot_length(requested: i32) -> i32 {
+    if requested <= 0 || requested > MAX_SNAPLEN {
+        MAX_SNAPLEN
+    } else {
+        requested
+    }
+}
+
 /// How to open the interface (the tcpdump flags of the same letters).
 #[derive(Clone, Debug)]
 pub struct LiveOptions {
@@ -522,6 +536,15 @@ pub fn list_interfaces() -> Result<Vec<String>, LiveError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshot_length_zero_is_the_most_as_with_tcpdump() {
+        assert_eq!(snapshot_length(0), 262_144);
+        assert_eq!(snapshot_length(-1), 262_144);
+        assert_eq!(snapshot_length(1_000_000), 262_144);
+        assert_eq!(snapshot_length(64), 64);
+        assert_eq!(snapshot_length(262_144), 262_144);
+    }
 
     #[test]
     fn a_number_picks_the_interface_listed_under_it() {

@@ -20,7 +20,7 @@ use crate::wire::{LinkType, UnsupportedLinkType};
 
 pub use live::{
     filter_expr, link_type_by_name, list_interfaces, list_link_types, resolve_interface,
-    LiveCapture, LiveError, LiveOptions, LiveStats,
+    snapshot_length, LiveCapture, LiveError, LiveOptions, LiveStats,
 };
 pub use prefetch::{Batch, Prefetch};
 pub use savefiles::{check_time_pattern, parse_file_size, SaveOptions};
