@@ -165,7 +165,7 @@ pub struct SniffArgs {
     #[arg(short, long, default_value_t = 160, value_name = "BYTES")]
     pub snaplen: i32,
     /// Kernel capture buffer in KiB (libpcap's default when not given).
-    #[arg(short = 'B', long, value_name = "KIB")]
+    #[arg(short = 'B', long, value_name = "KIB", value_parser = buffer_kib)]
     pub buffer_size: Option<i32>,
     /// Do not put the interface into promiscuous mode.
     #[arg(short = 'p', long)]
@@ -316,6 +316,16 @@ fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(text: &str) -> Res
     match text.parse::<T>() {
         Ok(n) if n >= T::from(1) => Ok(n),
         _ => Err("expected a whole number, 1 or more".into()),
+    }
+}
+
+/// A capture buffer in KiB: at least 1, and at most what libpcap's byte
+/// count (an `int`) holds. tcpdump refuses the same values.
+fn buffer_kib(text: &str) -> Result<i32, String> {
+    const MOST: i32 = i32::MAX / 1024;
+    match text.parse::<i32>() {
+        Ok(k) if (1..=MOST).contains(&k) => Ok(k),
+        _ => Err(format!("expected a buffer size in KiB, 1 to {MOST}")),
     }
 }
 

@@ -261,7 +261,7 @@ fn sniff_and_poke_times_must_be_seconds() {
 }
 
 #[test]
-fn sniff_counts_must_be_whole_and_above_zero() {
+fn sniff_counts_and_sizes_must_be_in_range() {
     // As tcpdump refuses `-c 0`: it would stop before the first packet.
     for (args, flag) in [
         (&["-c", "0"][..], "'0' for '--count <N>'"),
@@ -275,15 +275,27 @@ fn sniff_counts_must_be_whole_and_above_zero() {
             "'0' for '--file-count <N>'",
         ),
     ] {
-        let out = kaprobe(&[&["sniff"][..], args].concat());
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let err = stderr(&out);
-        let first = err.lines().next().unwrap_or_default();
-        assert!(
-            first.contains(flag) && first.contains("expected a whole number, 1 or more"),
-            "{err}"
-        );
+        assert_refused(args, flag, "expected a whole number, 1 or more");
     }
+    // As tcpdump's -B: at least 1 KiB, and no more than libpcap's int holds.
+    for (args, flag) in [
+        (&["-B", "0"][..], "'0' for '--buffer-size <KIB>'"),
+        (
+            &["-B", "2097152"][..],
+            "'2097152' for '--buffer-size <KIB>'",
+        ),
+    ] {
+        assert_refused(args, flag, "expected a buffer size in KiB, 1 to 2097151");
+    }
+}
+
+/// `kaprobe sniff ARGS` is one clap error about `flag` that says `expected`.
+fn assert_refused(args: &[&str], flag: &str, expected: &str) {
+    let out = kaprobe(&[&["sniff"][..], args].concat());
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    let err = stderr(&out);
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.contains(flag) && first.contains(expected), "{err}");
 }
 
 #[test]
