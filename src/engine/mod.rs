@@ -320,10 +320,6 @@ impl Engine {
         self.conns.len() + self.closing.len()
     }
 
-    fn find(&self, key: &FlowKey) -> Option<&Conn> {
-        self.conns.get(key).or_else(|| self.closing.get(key))
-    }
-
     fn find_mut(&mut self, key: &FlowKey) -> Option<&mut Conn> {
         match self.conns.get_mut(key) {
             Some(conn) => Some(conn),
@@ -481,11 +477,13 @@ impl Engine {
 
     fn judge_waiting(&mut self, now: Micros, grace: Micros, out: &mut dyn FnMut(Output)) {
         while let Some(w) = pop_due(&mut self.waiting, now, grace) {
-            let Some(conn) = self.find(&w.key).filter(|c| c.stream() == w.stream) else {
+            let Some(conn) = self.find_mut(&w.key).filter(|c| c.stream() == w.stream) else {
                 continue;
             };
-            let still = conn.pending(w.side).is_some_and(|p| p.frame == w.frame);
-            let Some(stats) = conn.probers()[w.side as usize].as_deref().filter(|_| still) else {
+            let Some(p) = conn.pending(w.side).filter(|p| p.frame == w.frame) else {
+                continue;
+            };
+            let Some(stats) = conn.probers()[w.side as usize].as_deref() else {
                 continue;
             };
             let e = Event {
@@ -496,6 +494,12 @@ impl Engine {
                 peer_captured: Some(peer_captured(conn, w.side)),
                 ..judgement(EventKind::Unanswered, &w.key, w.side, stats)
             };
+            // An answer that still comes is then said to be late (`step`).
+            let reported = Pending {
+                reported: true,
+                ..p
+            };
+            conn.set_pending(w.side, Some(reported));
             self.totals.events[e.kind as usize] += 1;
             out(Output::Event(&e));
         }
@@ -733,6 +737,7 @@ fn step(
                 emit(&Event {
                     rtt: Some(rtt),
                     probe_frame: Some(p.frame),
+                    late: p.reported.then_some(true),
                     ..event(kind)
                 });
             }
@@ -777,6 +782,7 @@ fn step(
             seq: seg.seq,
             time: at.time,
             frame: at.frame,
+            reported: false,
         }),
     );
     conn.update_flow(side, seg, at.time, shape.is_probe());

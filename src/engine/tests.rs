@@ -443,6 +443,28 @@ fn live_judgements_say_when_nothing_from_the_peer_was_captured() {
     assert_eq!(judged[3].idle, Some(2 * SEC));
 }
 
+/// An ACK that comes after its probe was reported `unanswered` (a round
+/// trip longer than the grace period) says it is late; one in time does not.
+#[test]
+fn live_answer_after_grace_is_late() {
+    let mut script = live_opening();
+    script.push((10.0, Some(probe())));
+    script.push((10.8, Some(s2c())));
+    script.push((20.0, Some(probe())));
+    script.push((20.1, Some(s2c())));
+    let run = run_live(&script, 21.0);
+    use EventKind::*;
+    assert_eq!(
+        run.kinds(),
+        [Keepalive, Unanswered, KeepaliveAck, Keepalive, KeepaliveAck]
+    );
+    assert_eq!(run.events[2].late, Some(true));
+    assert_eq!(run.events[2].rtt, Some(800_000));
+    assert_eq!(run.events[4].late, None);
+    // Answered both times: the report counts no probe unanswered.
+    assert_eq!(run.only().probers[0].stats.acked, 2);
+}
+
 #[test]
 fn live_answer_within_grace_is_not_unanswered() {
     let mut script = live_opening();

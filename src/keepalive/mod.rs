@@ -255,6 +255,9 @@ pub struct Pending {
     pub seq: u32,
     pub time: Micros,
     pub frame: u64,
+    /// Live: already reported `unanswered` (its grace period ran out), so
+    /// an answer now comes late.
+    pub reported: bool,
 }
 
 /// How a segment from the peer bears on a pending probe.

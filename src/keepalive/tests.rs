@@ -229,6 +229,7 @@ fn pending(shape: Shape) -> Pending {
         seq: 999,
         time: 10 * SEC,
         frame: 7,
+        reported: false,
     }
 }
 

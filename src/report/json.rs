@@ -77,6 +77,8 @@ struct EventLine<'a> {
     peer_captured: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     peer_acked: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    late: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -229,6 +231,7 @@ impl<W: Write> JsonWriter<W> {
             peer_silent: e.peer_silent,
             peer_captured: e.peer_captured,
             peer_acked: e.peer_acked,
+            late: e.late,
         };
         write_line(&mut self.out, &mut self.line, &line)
     }

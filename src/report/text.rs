@@ -126,7 +126,12 @@ pub fn event_line(e: &Event, file: &str) -> String {
             counted(e.resends.unwrap_or(0), "resend"),
         ),
         (_, Some(rtt), Some(probe)) => {
-            write!(line, "  rtt {} (probe #{probe})", Span(Some(rtt)))
+            let late = if e.late == Some(true) {
+                ", after it was reported unanswered: --grace is shorter than this round trip"
+            } else {
+                ""
+            };
+            write!(line, "  rtt {} (probe #{probe}{late})", Span(Some(rtt)))
         }
         _ => Ok(()),
     };
@@ -556,6 +561,19 @@ mod tests {
                     ..probe.clone()
                 },
                 "2026-11-22 19:29:21.377705  #1234567 keepalive_ack         [2001:db8::2]:5432 > [2001:db8::1]:57838  len 0  rtt 1.25 ms (probe #1234566)",
+            ),
+            (
+                Event {
+                    kind: EventKind::KeepaliveAck,
+                    frame: 13,
+                    src: v4("192.0.2.2:5432"),
+                    dst: v4("192.0.2.1:57838"),
+                    rtt: Some(1_500_000),
+                    probe_frame: Some(12),
+                    late: Some(true),
+                    ..probe.clone()
+                },
+                "2026-11-22 19:29:21.377705  #13     keepalive_ack         192.0.2.2:5432 > 192.0.2.1:57838  len 0  rtt 1.5 s (probe #12, after it was reported unanswered: --grace is shorter than this round trip)",
             ),
             (
                 Event {
