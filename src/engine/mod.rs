@@ -737,7 +737,7 @@ fn step(
                 emit(&Event {
                     rtt: Some(rtt),
                     probe_frame: Some(p.frame),
-                    late: p.reported.then_some(true),
+                    late: p.reported,
                     ..event(kind)
                 });
             }

@@ -82,9 +82,9 @@ pub struct Event {
     /// was resent (then its ACKs are lost between the capture point and the
     /// sender's TCP); unknown with no packet from the peer captured.
     pub peer_acked: Option<bool>,
-    /// Live, for an answer: `Some(true)` when its probe was reported
-    /// `unanswered` before it came (a round trip longer than `--grace`).
-    pub late: Option<bool>,
+    /// Live, for an answer: its probe was reported `unanswered` before it
+    /// came (a round trip longer than `--grace`).
+    pub late: bool,
 }
 
 impl Event {
@@ -111,7 +111,7 @@ impl Event {
             peer_silent: None,
             peer_captured: None,
             peer_acked: None,
-            late: None,
+            late: false,
         }
     }
 }

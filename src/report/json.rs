@@ -77,8 +77,9 @@ struct EventLine<'a> {
     peer_captured: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     peer_acked: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    late: Option<bool>,
+    /// Written only when true, so that analyze and sniff lines agree.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    late: bool,
 }
 
 #[derive(Serialize)]

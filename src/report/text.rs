@@ -126,7 +126,7 @@ pub fn event_line(e: &Event, file: &str) -> String {
             counted(e.resends.unwrap_or(0), "resend"),
         ),
         (_, Some(rtt), Some(probe)) => {
-            let late = if e.late == Some(true) {
+            let late = if e.late {
                 ", after it was reported unanswered: --grace is shorter than this round trip"
             } else {
                 ""
@@ -570,7 +570,7 @@ mod tests {
                     dst: v4("192.0.2.1:57838"),
                     rtt: Some(1_500_000),
                     probe_frame: Some(12),
-                    late: Some(true),
+                    late: true,
                     ..probe.clone()
                 },
                 "2026-11-22 19:29:21.377705  #13     keepalive_ack         192.0.2.2:5432 > 192.0.2.1:57838  len 0  rtt 1.5 s (probe #12, after it was reported unanswered: --grace is shorter than this round trip)",
