@@ -32,7 +32,16 @@ pub fn run(args: &AnalyzeArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Re
     };
     let names = files.iter().map(|f| f.display().to_string()).collect();
     let mut reporter = Reporter::new(&args.output, names, out);
-    let mut engine = Engine::new();
+    let live = args.live();
+    let mut engine = match live {
+        Some(live) => {
+            reporter.judge_live();
+            Engine::live(live)
+        }
+        None => Engine::new(),
+    };
+    // With --as-live, the capture's clock: where the last packet left it.
+    let mut clock = Micros::MIN;
     let mut errors = Vec::new();
     for (index, path) in files.iter().enumerate() {
         let progress = progress_bar(path, args.no_progress);
@@ -40,8 +49,16 @@ pub fn run(args: &AnalyzeArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Re
             file: index,
             path,
             filter: filter.as_deref(),
+            as_live: live.is_some(),
         };
-        let read = read_file(&mut engine, &mut reporter, &source, &progress, stop);
+        let read = read_file(
+            &mut engine,
+            &mut reporter,
+            &source,
+            &progress,
+            stop,
+            &mut clock,
+        );
         progress.finish_and_clear();
         match read {
             Ok(Read::Whole) => {}
@@ -64,7 +81,10 @@ pub fn run(args: &AnalyzeArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Re
         }
         reporter.check()?;
     }
-    engine.finish(Micros::MAX, &mut |o| reporter.output(o));
+    // As when sniff stops: probes younger than the grace period are in
+    // flight. Without --as-live, every probe has had its chance.
+    let end = if live.is_some() { clock } else { Micros::MAX };
+    engine.finish(end, &mut |o| reporter.output(o));
     reporter.finish(&engine.totals, &errors)?;
     Ok(RunEnd { errors })
 }
@@ -74,6 +94,7 @@ struct Source<'a> {
     file: usize,
     path: &'a Path,
     filter: Option<&'a str>,
+    as_live: bool,
 }
 
 /// How the reading of one capture ended, short of an error.
@@ -88,6 +109,7 @@ fn read_file(
     source: &Source,
     progress: &ProgressBar,
     stop: &AtomicBool,
+    clock: &mut Micros,
 ) -> Result<Read, CaptureError> {
     let cap = FileCapture::open(source.path, source.filter)?;
     let link = cap.link();
@@ -120,6 +142,10 @@ fn read_file(
             .map(|i| i.1)
             .chain([batch.data.len()]);
         for (&(at, start, wire_len, record_len), end) in batch.items.iter().zip(ends) {
+            if source.as_live {
+                engine.advance(at.time, &mut |o| reporter.output(o));
+                *clock = (*clock).max(at.time);
+            }
             engine.frame(at, link, &batch.data[start..end], wire_len, &mut |o| {
                 reporter.output(o)
             });

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::engine::Live;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "kaprobe",
@@ -99,6 +101,23 @@ pub struct AnalyzeArgs {
     /// Read the filter from this file (as tcpdump's -F; `#` starts a comment).
     #[arg(short = 'F', long, value_name = "FILE")]
     pub filter_file: Option<PathBuf>,
+    /// Judge the capture as sniff judges live traffic, on the capture's clock:
+    /// also `unanswered`, `dead`, `stalled` and `resumed` events, each line
+    /// printed as sniff prints it. The clock stops at the last packet.
+    #[arg(long)]
+    pub as_live: bool,
+    /// With --as-live: a probe still unanswered after this many seconds is `unanswered`.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS", value_parser = positive_seconds,
+          requires = "as_live")]
+    pub grace: f64,
+    /// With --as-live: data resent this many seconds with no ACK moving is `stalled`.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = positive_seconds,
+          requires = "as_live")]
+    pub stall_after: f64,
+    /// With --as-live: forget a connection silent for this long, as sniff does.
+    #[arg(long, default_value_t = 10800.0, value_name = "SECONDS", value_parser = positive_seconds,
+          requires = "as_live")]
+    pub idle_timeout: f64,
     /// Capture files (`-` for standard input), then an optional tcpdump-style filter, e.g. `trace.pcap port 5432`.
     #[arg(value_name = "FILE... [FILTER]", required_unless_present = "read", num_args = 1.., trailing_var_arg = true)]
     pub words: Vec<String>,
@@ -130,6 +149,12 @@ impl AnalyzeArgs {
         rest.extend(words.cloned());
         let filter = (!rest.is_empty()).then(|| rest.join(" "));
         (files, filter)
+    }
+
+    /// What `--as-live` judges by, if it was given.
+    pub fn live(&self) -> Option<Live> {
+        self.as_live
+            .then(|| Live::from_seconds(self.grace, self.stall_after, self.idle_timeout))
     }
 }
 

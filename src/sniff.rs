@@ -30,10 +30,6 @@ const TICK: Duration = Duration::from_millis(250);
 /// connections comes every minute anyway).
 const LONGEST_WAIT: Duration = Duration::from_secs(60);
 
-fn micros(seconds: f64) -> Micros {
-    (seconds * 1e6) as Micros
-}
-
 /// Said once, as soon as it happens: otherwise a capture with too small a
 /// `-s` would show nothing at all until its report.
 fn cut_short(snaplen: i32) -> String {
@@ -67,11 +63,7 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
         opts.snaplen,
         filter_expr(opts.filter.as_deref())
     );
-    let live = Live {
-        grace: micros(args.grace),
-        idle_timeout: micros(args.idle_timeout),
-        stall: micros(args.stall_after),
-    };
+    let live = Live::from_seconds(args.grace, args.stall_after, args.idle_timeout);
     let mut engine = Engine::live(live);
     let mut reporter = Reporter::live(&args.output, opts.interface.clone(), out);
     let deadline = args

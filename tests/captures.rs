@@ -17,11 +17,17 @@ impl Report {
 
     /// The report of `name` read through the filter `words`.
     fn filtered(name: &str, words: &[&str]) -> Report {
+        Report::with(&[], name, words)
+    }
+
+    /// The report of `name` with the options `args`, through the filter `words`.
+    fn with(args: &[&str], name: &str, words: &[&str]) -> Report {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("captures")
             .join(name);
         let out = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
             .args(["analyze", "--json"])
+            .args(args)
             .arg(&path)
             .args(words)
             .output()
@@ -46,6 +52,16 @@ impl Report {
             .filter(|v| v["type"] == kind)
             .map(|v| v["frame"].as_u64().unwrap())
             .collect()
+    }
+
+    fn events(&self, kind: &str) -> Vec<&Value> {
+        self.lines.iter().filter(|v| v["type"] == kind).collect()
+    }
+
+    fn summary(&self) -> &Value {
+        let last = self.lines.last().expect("a summary line");
+        assert_eq!(last["type"], "summary");
+        last
     }
 
     fn connection(&self) -> &Value {
@@ -243,4 +259,122 @@ fn windows_style_one_byte_probes() {
     assert!(near(&p["interval_s"], 1.0));
     assert_eq!(r.connection()["verdict"], "dead");
     assert!(r.connection()["hints"].to_string().contains("Windows"));
+}
+
+/// Microseconds since the epoch of a JSON time field.
+fn micros(v: &Value, field: &str) -> i64 {
+    let text = v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field}: {v}"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .timestamp_micros()
+}
+
+/// `--as-live` makes sniff's judgements on the capture's clock: each of the
+/// three probes that go unanswered is judged one grace period (1 s) after it
+/// was sent, before the next probe, and the client's RST is `dead`.
+#[test]
+fn as_live_judges_a_dead_peer_as_sniff_would() {
+    let plain = Report::of("dead-peer.pcap");
+    let live = Report::with(&["--as-live"], "dead-peer.pcap", &[]);
+    assert_eq!(live.frames("unanswered"), [12, 13, 14]);
+    let times: Vec<i64> = live.lines[..live.lines.len() - 2]
+        .iter()
+        .map(|v| micros(v, "time"))
+        .collect();
+    assert!(times.is_sorted(), "events in the order of time: {times:?}");
+    for (n, e) in live.events("unanswered").iter().enumerate() {
+        assert_eq!(e["unanswered"], n as u64 + 1, "{e}");
+        let probe = live
+            .events("keepalive")
+            .into_iter()
+            .find(|k| k["frame"] == e["probe_frame"])
+            .expect("the probe");
+        assert_eq!(micros(e, "time") - micros(probe, "time"), 1_000_000, "{e}");
+    }
+    let dead = live.events("dead");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["frame"], 15, "the client's RST: {}", dead[0]);
+    assert_eq!(dead[0]["src"], live.connection()["client"]);
+    assert_eq!(dead[0]["unanswered"], 3, "TCP_KEEPCNT 3");
+    assert!(near(&dead[0]["interval_s"], 1.0), "{}", dead[0]);
+    assert!(near(&dead[0]["idle_s"], 1.0), "{}", dead[0]);
+    let judged = &live.summary()["judged"];
+    assert_eq!(judged["unanswered"], 3, "{judged}");
+    assert_eq!(judged["dead"], 1, "{judged}");
+
+    // The rest is what analyze says without it.
+    assert!(plain.events("unanswered").is_empty() && plain.events("dead").is_empty());
+    assert!(plain.summary()["judged"].is_null());
+    assert_eq!(live.connection(), plain.connection());
+    assert_eq!(live.frames("keepalive"), plain.frames("keepalive"));
+    assert_eq!(live.frames("keepalive_ack"), plain.frames("keepalive_ack"));
+}
+
+/// The capture's clock stops at its last packet: a probe sent less than the
+/// grace period before it is in flight, as at the end of a sniff.
+#[test]
+fn as_live_leaves_the_last_probe_in_flight() {
+    let no_rst = ["tcp[tcpflags] & tcp-rst == 0"];
+    let plain = Report::filtered("dead-peer.pcap", &no_rst);
+    let live = Report::with(&["--as-live"], "dead-peer.pcap", &no_rst);
+    assert_eq!(
+        live.frames("unanswered"),
+        [12, 13],
+        "not 14, the last frame"
+    );
+    assert!(live.events("dead").is_empty(), "no RST, no dead");
+    let p = live.prober("client");
+    assert_eq!(p["in_flight"], true, "{p}");
+    assert_eq!(p["unanswered"], 2, "{p}");
+    assert_eq!(plain.prober("client")["unanswered"], 3);
+}
+
+/// Data resent with no ACK for `--stall-after` seconds is `stalled`: the
+/// client of this capture resends for 3.8 s, so 1 s finds it and the
+/// default 5 s does not.
+#[test]
+fn as_live_reports_a_stall_after_the_time_given() {
+    let name = "retransmit-starved.pcap";
+    let live = Report::with(&["--as-live", "--stall-after", "1"], name, &[]);
+    let stalled = live.events("stalled");
+    assert_eq!(stalled.len(), 1, "one run of resending");
+    let e = stalled[0];
+    assert_eq!(e["src"], live.connection()["client"], "{e}");
+    assert_eq!(e["peer_silent"], true, "{e}");
+    assert_eq!(e["len"], 100, "the 100 bytes in flight: {e}");
+    assert_eq!(micros(e, "time") - micros(e, "since"), 1_000_000, "{e}");
+    assert_eq!(live.summary()["judged"]["stalled"], 1);
+
+    let default = Report::with(&["--as-live"], name, &[]);
+    assert!(default.events("stalled").is_empty());
+    assert_eq!(default.summary()["judged"]["stalled"], 0);
+}
+
+/// Read after another capture, the judgements name the file their frames
+/// are in.
+#[test]
+fn as_live_judgements_name_their_file() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let (first, second) = (dir.join("alive.pcap"), dir.join("dead-peer.pcap"));
+    let out = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+        .args(["analyze", "--json", "--as-live"])
+        .args([&first, &second])
+        .output()
+        .expect("run kaprobe");
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let judged: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v["type"] == "unanswered" || v["type"] == "dead")
+        .collect();
+    assert_eq!(judged.len(), 4, "three unanswered, then dead");
+    for e in judged {
+        assert_eq!(e["file"], second.to_str().unwrap(), "{e}");
+    }
 }

@@ -260,6 +260,25 @@ fn sniff_and_poke_times_must_be_seconds() {
     }
 }
 
+/// analyze takes sniff's times only with `--as-live`, which judges by them,
+/// and by the same rule: above 0.
+#[test]
+fn analyze_takes_the_live_times_with_as_live() {
+    let alive = capture("alive.pcap");
+    for flag in ["--grace", "--stall-after", "--idle-timeout"] {
+        let out = kaprobe(&["analyze", flag, "2", &alive]);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let err = stderr(&out);
+        assert!(err.contains("--as-live"), "{flag}: {err}");
+        let out = kaprobe(&["analyze", "--as-live", flag, "0", &alive]);
+        assert_eq!(out.status.code(), Some(2), "{flag} 0");
+        assert!(stderr(&out).contains("a number of seconds above 0"));
+        let out = kaprobe(&["analyze", "--as-live", flag, "2", &alive]);
+        assert!(out.status.success(), "{flag} 2: {}", stderr(&out));
+        assert!(stdout(&out).contains("judged live: 0 unanswered"));
+    }
+}
+
 #[test]
 fn sniff_counts_and_sizes_must_be_in_range() {
     // As tcpdump refuses `-c 0`: it would stop before the first packet.

@@ -191,8 +191,14 @@ fn analyze_json(pcap: &Path) -> Vec<Value> {
 
 /// `kaprobe analyze --json FILE...`, which must succeed: its lines.
 fn analyze_json_files(files: &[PathBuf]) -> Vec<Value> {
+    analyze_json_with(&[], files)
+}
+
+/// `kaprobe analyze --json ARGS FILE...`, which must succeed: its lines.
+fn analyze_json_with(args: &[&str], files: &[PathBuf]) -> Vec<Value> {
     let out = Command::new(kaprobe())
         .args(["analyze", "--json"])
+        .args(args)
         .args(files)
         .output()
         .unwrap();
@@ -302,6 +308,22 @@ fn sniff_sees_probes_then_silence_then_dead_and_agrees_with_analyze() {
     );
     let verdict = offline.iter().find(|v| v["type"] == "connection").unwrap();
     assert_eq!(verdict["verdict"], "dead");
+    // Replayed on the file's clock, the judgements are sniff's.
+    let replayed = analyze_json_with(&["--as-live"], std::slice::from_ref(&pcap));
+    let judgements = |lines: &[Value]| -> Vec<(String, u64, String, Value)> {
+        let kinds = ["unanswered", "dead"];
+        lines
+            .iter()
+            .filter(|v| kinds.iter().any(|k| v["type"] == *k))
+            .map(|v| {
+                let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+                let frame = v["frame"].as_u64().unwrap_or(0);
+                (s("type"), frame, s("src"), v["unanswered"].clone())
+            })
+            .collect()
+    };
+    assert_eq!(judgements(&lines), judgements(&replayed), "--as-live");
+    assert_eq!(replayed.last().unwrap()["judged"], summary["judged"]);
 
     let judged = |lines: &[Value]| -> Vec<Value> {
         let kinds = ["unanswered", "dead"];

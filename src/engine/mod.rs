@@ -34,6 +34,18 @@ pub struct Live {
     pub stall: Micros,
 }
 
+impl Live {
+    /// From the command line's seconds.
+    pub fn from_seconds(grace: f64, stall: f64, idle_timeout: f64) -> Live {
+        let micros = |seconds: f64| (seconds * 1e6) as Micros;
+        Live {
+            grace: micros(grace),
+            idle_timeout: micros(idle_timeout),
+            stall: micros(stall),
+        }
+    }
+}
+
 /// A probe waiting for its grace period to run out, or a side that began
 /// resending, waiting for the stall time to run out.
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +58,9 @@ struct Waiting {
     key: FlowKey,
     stream: u64,
     side: Side,
+    /// Where the probe or the first resent segment was: the capture file
+    /// (`analyze --as-live` of several files) and its frame.
+    file: usize,
     frame: u64,
 }
 
@@ -418,6 +433,7 @@ impl Engine {
                 key,
                 stream,
                 side,
+                file: at.file,
                 frame: at.frame,
             };
             self.waiting.push_back(probe);
@@ -437,6 +453,7 @@ impl Engine {
                     key,
                     stream: conn.stream(),
                     side,
+                    file: at.file,
                     frame: at.frame,
                 };
                 self.resending.push_back(began);
@@ -475,6 +492,23 @@ impl Engine {
         self.due = due;
     }
 
+    /// Let a capture's clock run up to `now`, as a live one would have:
+    /// everything that falls due before it is judged at the moment it falls
+    /// due, not at the next packet, which may come a probe interval later.
+    pub fn advance(&mut self, now: Micros, out: &mut dyn FnMut(Output)) {
+        // Nothing is due before the first packet (`due` starts at 0, 1970).
+        if self.totals.segments == 0 {
+            return;
+        }
+        while self.due < now {
+            let due = self.due;
+            self.tick(due, out);
+            if self.due <= due {
+                break;
+            }
+        }
+    }
+
     fn judge_waiting(&mut self, now: Micros, grace: Micros, out: &mut dyn FnMut(Output)) {
         while let Some(w) = pop_due(&mut self.waiting, now, grace) {
             let Some(conn) = self.find_mut(&w.key).filter(|c| c.stream() == w.stream) else {
@@ -488,6 +522,7 @@ impl Engine {
             };
             let e = Event {
                 time: now,
+                file: w.file,
                 frame: w.frame,
                 unanswered: Some(stats.run),
                 probe_frame: Some(w.frame),
@@ -637,6 +672,7 @@ fn stalled(now: Micros, w: &Waiting, conn: &Conn, stuck: Stuck) -> Event {
     let (me, peer) = (conn.flow.half(w.side), conn.flow.half(w.side.other()));
     let (src, dst) = (w.key.endpoint(w.side), w.key.endpoint(w.side.other()));
     Event {
+        file: w.file,
         frame: w.frame,
         time: now,
         seq: peer.ack().unwrap_or(0),
@@ -749,6 +785,9 @@ fn step(
                 Some(_) => None,
                 None => idle_before(&conn.flow, side, at.time),
             };
+            if live {
+                judge_given_up(conn, key, side, at, emit);
+            }
             let (len, byte) = (seg.payload_len, seg.first_byte);
             conn.prober(side).probe(at.time, idle, len, byte);
             emit(&event(EventKind::Keepalive));
@@ -759,6 +798,9 @@ fn step(
         }
         _ => {
             if seg.has(flags::RST) {
+                if live {
+                    judge_given_up(conn, key, side, at, emit);
+                }
                 let captured = peer_captured(conn, side);
                 if let Some(stats) = conn.cold.probers[side as usize].as_mut() {
                     if stats.prober_reset() && live {
@@ -787,6 +829,35 @@ fn step(
     );
     conn.update_flow(side, seg, at.time, shape.is_probe());
     shape
+}
+
+/// The prober's next probe, or its RST, says that its pending probe went
+/// unanswered. That is judged on the clock after `--grace`, unless the
+/// grace is longer than the prober's interval: then it is judged here, when
+/// the prober itself stopped waiting.
+fn judge_given_up(
+    conn: &Conn,
+    key: &FlowKey,
+    side: Side,
+    at: FrameRef,
+    emit: &mut dyn FnMut(&Event),
+) {
+    let waiting = conn.pending(side);
+    let Some(p) = waiting.filter(|p| p.shape == Shape::Keepalive && !p.reported) else {
+        return;
+    };
+    let Some(stats) = conn.probers()[side as usize].as_deref() else {
+        return;
+    };
+    emit(&Event {
+        time: at.time,
+        frame: p.frame,
+        file: at.file,
+        unanswered: Some(stats.run),
+        probe_frame: Some(p.frame),
+        peer_captured: Some(peer_captured(conn, side)),
+        ..judgement(EventKind::Unanswered, key, side, stats)
+    });
 }
 
 impl Engine {

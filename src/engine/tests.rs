@@ -395,6 +395,39 @@ fn live_probe_past_grace_is_judged_unanswered_once() {
     assert_eq!(run.events[1].peer_captured, Some(true), "the handshake");
 }
 
+/// A grace period longer than the prober's interval: each probe is judged
+/// when the prober sends the next one or its RST, since it stopped waiting
+/// then. Before, the next probe took the first one's place unjudged, and
+/// no `unanswered` came at all.
+#[test]
+fn live_probe_resent_within_grace_is_judged_at_the_next_one() {
+    let mut script = live_opening();
+    for t in [10.0, 10.3, 10.6] {
+        script.push((t, Some(probe())));
+    }
+    let rst = Segment {
+        seq: 1000,
+        flags: flags::RST | flags::ACK,
+        ..c2s()
+    };
+    script.push((10.9, Some(rst)));
+    script.push((12.0, None));
+    let first = script.len() as u64 - 4;
+    let run = run_live(&script, 12.0);
+    use EventKind::{Dead, Keepalive as K, Unanswered as U};
+    assert_eq!(run.kinds(), [K, U, K, U, K, U, Dead]);
+    let judged: Vec<&Event> = run.events.iter().filter(|e| e.kind == U).collect();
+    for (n, e) in judged.iter().enumerate() {
+        assert_eq!(e.unanswered, Some(n as u32 + 1));
+        assert_eq!(e.frame, first + n as u64, "the probe's frame");
+        assert_eq!(e.probe_frame, Some(e.frame));
+        let next = [10.3, 10.6, 10.9][n];
+        assert_eq!(e.time, (next * SEC as f64) as Micros, "when it was resent");
+    }
+    assert_eq!(run.events[6].unanswered, Some(3));
+    assert_eq!(run.only().verdict, Verdict::Dead);
+}
+
 /// Probes from a connection whose peer never appears in the capture (gone
 /// before it began, or a capture of one direction): the judgements say so.
 #[test]

@@ -308,9 +308,13 @@ pub struct Summary {
     pub interface: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capture: Option<crate::capture::LiveStats>,
-    /// Live capture: the judgements only a live capture makes, counted.
+    /// Live capture (or `analyze --as-live`): the judgements only a live
+    /// capture makes, counted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub judged: Option<Judged>,
+    /// Whether `judged` is counted.
+    #[serde(skip)]
+    pub judging: bool,
 }
 
 /// How many `unanswered`, `dead`, `stalled` and `resumed` events a live
@@ -365,7 +369,7 @@ impl Summary {
         self.keepalive_rsts = t.count(EventKind::KeepaliveRst);
         self.zero_window_probes = t.count(EventKind::ZeroWindowProbe);
         self.zero_window_probe_acks = t.count(EventKind::ZeroWindowProbeAck);
-        if self.interface.is_some() {
+        if self.judging {
             self.judged = Some(Judged {
                 unanswered: t.count(EventKind::Unanswered),
                 dead: t.count(EventKind::Dead),

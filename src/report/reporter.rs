@@ -73,7 +73,17 @@ impl<'w> Reporter<'w> {
         };
         let mut reporter = Reporter::new(&args, Vec::new(), out);
         reporter.summary.interface = Some(interface);
+        reporter.summary.judging = true;
         reporter
+    }
+
+    /// Make and count the judgements a live capture makes (`analyze
+    /// --as-live`): event lines always, as sniff prints them.
+    pub fn judge_live(&mut self) {
+        if let Format::Text { verbose, .. } = &mut self.format {
+            *verbose = true;
+        }
+        self.summary.judging = true;
     }
 
     pub fn set_capture_stats(&mut self, stats: LiveStats) {
