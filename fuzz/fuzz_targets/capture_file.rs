@@ -15,12 +15,18 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     drop(file);
-    for json in [false, true] {
+    // Text as analyze prints it, and JSON with sniff's judgements on the
+    // file's clock (`--as-live`).
+    for (json, as_live) in [(false, false), (true, true)] {
         let args = AnalyzeArgs {
             output: OutputArgs { json, verbose: true, all: true, color: ColorChoice::Never, numeric: 0 },
             no_progress: true,
             read: Vec::new(),
             filter_file: None,
+            as_live,
+            grace: 1.0,
+            stall_after: 5.0,
+            idle_timeout: 10800.0,
             words: vec![path.display().to_string()],
         };
         let _ = analyze::run(&args, &std::sync::atomic::AtomicBool::new(false), &mut std::io::sink());
