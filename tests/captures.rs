@@ -378,3 +378,28 @@ fn as_live_judgements_name_their_file() {
         assert_eq!(e["file"], second.to_str().unwrap(), "{e}");
     }
 }
+
+/// A grace period shorter than the round trip (here 10 us against 43-70 us)
+/// reports each probe `unanswered` before its ACK comes: the ACK is then
+/// marked late, the summary counts it, and the report still counts the
+/// probe answered.
+#[test]
+fn as_live_marks_answers_after_the_grace_period_late() {
+    let r = Report::with(&["--as-live", "--grace", "0.00001"], "alive.pcap", &[]);
+    assert_eq!(r.frames("unanswered"), [8, 10, 12, 14]);
+    let acks = r.events("keepalive_ack");
+    assert_eq!(acks.len(), 4);
+    assert!(acks.iter().all(|a| a["late"] == true), "{acks:?}");
+    let judged = &r.summary()["judged"];
+    assert_eq!(judged["unanswered"], 4, "{judged}");
+    assert_eq!(judged["answered_late"], 4, "{judged}");
+    assert_eq!(r.connection()["verdict"], "alive");
+    assert_eq!(r.prober("client")["acked"], 4);
+
+    let in_time = Report::with(&["--as-live"], "alive.pcap", &[]);
+    assert!(in_time
+        .events("keepalive_ack")
+        .iter()
+        .all(|a| a["late"].is_null()));
+    assert_eq!(in_time.summary()["judged"]["answered_late"], 0);
+}

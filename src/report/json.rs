@@ -315,6 +315,9 @@ pub struct Summary {
     /// Whether `judged` is counted.
     #[serde(skip)]
     pub judging: bool,
+    /// Answers to probes already reported `unanswered`, counted as they come.
+    #[serde(skip)]
+    pub answered_late: u64,
 }
 
 /// How many `unanswered`, `dead`, `stalled` and `resumed` events a live
@@ -322,6 +325,8 @@ pub struct Summary {
 #[derive(Serialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Judged {
     pub unanswered: u64,
+    /// Of the `unanswered`, those whose answer came after all (`late`).
+    pub answered_late: u64,
     pub dead: u64,
     pub stalled: u64,
     pub resumed: u64,
@@ -372,6 +377,7 @@ impl Summary {
         if self.judging {
             self.judged = Some(Judged {
                 unanswered: t.count(EventKind::Unanswered),
+                answered_late: self.answered_late,
                 dead: t.count(EventKind::Dead),
                 stalled: t.count(EventKind::Stalled),
                 resumed: t.count(EventKind::Resumed),

@@ -104,6 +104,9 @@ impl<'w> Reporter<'w> {
     }
 
     fn event(&mut self, e: &Event) -> io::Result<()> {
+        if e.late {
+            self.summary.answered_late += 1;
+        }
         let result = match &mut self.format {
             Format::Json(w) => w.event(e),
             Format::Text { out, verbose, .. } if *verbose => {

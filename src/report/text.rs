@@ -264,9 +264,13 @@ impl TextReport {
             )?;
         }
         if let Some(j) = &summary.judged {
+            let late = match j.answered_late {
+                0 => String::new(),
+                n => format!(" ({n} answered late)"),
+            };
             writeln!(
                 out,
-                "judged live: {} unanswered, {} dead, {} stalled, {} resumed",
+                "judged live: {} unanswered{late}, {} dead, {} stalled, {} resumed",
                 j.unanswered, j.dead, j.stalled, j.resumed
             )?;
         }
@@ -486,6 +490,7 @@ mod tests {
             }),
             judged: Some(crate::report::json::Judged {
                 unanswered: 3,
+                answered_late: 0,
                 dead: 1,
                 stalled: 2,
                 resumed: 1,
@@ -499,6 +504,13 @@ mod tests {
                 "15 packets received by filter, 0 dropped by kernel, 0 dropped by interface",
                 "judged live: 3 unanswered, 1 dead, 2 stalled, 1 resumed"
             ]
+        );
+        let mut late = live;
+        late.judged.as_mut().unwrap().answered_late = 1;
+        let lines: Vec<String> = text(&late).lines().map(str::to_owned).collect();
+        assert_eq!(
+            lines[2],
+            "judged live: 3 unanswered (1 answered late), 1 dead, 2 stalled, 1 resumed"
         );
     }
 
