@@ -28,10 +28,18 @@ fn capture(name: &str) -> Vec<u8> {
 /// Run `kaprobe analyze --json` on `bytes` with the address space capped at
 /// 1 GiB, so unbounded allocation fails the test instead of the machine.
 fn analyze(name: &str, bytes: &[u8]) -> Output {
+    analyze_with("", name, bytes)
+}
+
+/// [`analyze`] with the options `args`. A run that has not ended after a
+/// minute is killed (exit 137), so that a loop fails the test instead of
+/// hanging it: a hang guard, not a measure of speed (each run takes
+/// milliseconds).
+fn analyze_with(args: &str, name: &str, bytes: &[u8]) -> Output {
     let path = dir().join(name);
     std::fs::write(&path, bytes).unwrap();
     let script = format!(
-        "ulimit -v 1048576; exec '{}' analyze --json '{}'",
+        "ulimit -v 1048576; exec timeout -s KILL 60 '{}' analyze --json {args} '{}'",
         env!("CARGO_BIN_EXE_kaprobe"),
         path.display()
     );
@@ -159,6 +167,10 @@ fn random_bit_flips_never_crash() {
                 &format!("{name} flip round {round}"),
                 &analyze("flip", &bytes),
             );
+            assert_handled(
+                &format!("{name} flip round {round}, --as-live"),
+                &analyze_with("--as-live", "flip", &bytes),
+            );
         }
     }
 }
@@ -246,6 +258,23 @@ fn timestamp_far_out_of_range_is_analyzed_without_overflow() {
     let out = analyze("far-timestamp.pcapng", &bytes);
     let summary = assert_handled("far timestamp", &out);
     assert_eq!(summary["frames"], 3);
+}
+
+/// Found by the `capture_file` fuzz target: two packets 57,000 years apart.
+/// `--as-live` ran the capture's clock through every minute between them,
+/// one sweep for silent connections each (and did not see SIGTERM). Now
+/// only probes and resending sides waiting for a judgement stop the clock.
+#[test]
+fn as_live_crosses_a_clock_jump_of_millennia_at_once() {
+    let bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/capture_file/as-live-clock-jump-of-millennia.pcapng"),
+    )
+    .unwrap();
+    let out = analyze_with("--as-live", "millennia.pcapng", &bytes);
+    let summary = assert_handled("clock jump", &out);
+    assert_eq!(summary["frames"], 2);
+    assert_eq!(summary["judged"]["unanswered"], 0);
 }
 
 /// `pcap` as if captured with snapshot length `snap`: each record keeps its

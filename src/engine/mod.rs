@@ -495,17 +495,25 @@ impl Engine {
     /// Let a capture's clock run up to `now`, as a live one would have:
     /// everything that falls due before it is judged at the moment it falls
     /// due, not at the next packet, which may come a probe interval later.
+    ///
+    /// Only the judgements are timed so (the sweep for silent connections
+    /// and the drop of closed ones wait for the packet), and each waiting
+    /// probe or side at most once a call: a side still resending is looked
+    /// at again after every `--stall-after`, which over a jump of years in
+    /// a corrupt file's timestamps would be millions of looks at nothing new.
     pub fn advance(&mut self, now: Micros, out: &mut dyn FnMut(Output)) {
-        // Nothing is due before the first packet (`due` starts at 0, 1970).
-        if self.totals.segments == 0 {
+        let Some(live) = self.live else {
             return;
-        }
-        while self.due < now {
-            let due = self.due;
-            self.tick(due, out);
-            if self.due <= due {
+        };
+        let mut looks = self.waiting.len() + self.resending.len();
+        while looks > 0 {
+            let waiting = next_due(&self.waiting, live.grace);
+            let due = waiting.min(next_due(&self.resending, live.stall));
+            if due >= now {
                 break;
             }
+            self.tick(due, out);
+            looks -= 1;
         }
     }
 
