@@ -403,3 +403,22 @@ fn as_live_marks_answers_after_the_grace_period_late() {
         .all(|a| a["late"].is_null()));
     assert_eq!(in_time.summary()["judged"]["answered_late"], 0);
 }
+
+/// A grace period longer than the prober's interval (2 s against 1 s): each
+/// probe is judged when the prober sends the next one, and the last when it
+/// sends its RST, since it stopped waiting then.
+#[test]
+fn as_live_with_a_grace_longer_than_the_interval_judges_at_the_next_probe() {
+    let r = Report::with(&["--as-live", "--grace", "2"], "dead-peer.pcap", &[]);
+    assert_eq!(r.frames("unanswered"), [12, 13, 14]);
+    let at = |frame: u64| {
+        let v = r.lines.iter().find(|v| v["frame"] == frame).unwrap();
+        micros(v, "time")
+    };
+    let judged = r.events("unanswered");
+    for (e, next) in judged.iter().zip([13, 14, 15]) {
+        assert_eq!(micros(e, "time"), at(next), "{e}");
+    }
+    assert_eq!(judged[2]["unanswered"], 3);
+    assert_eq!(r.events("dead").len(), 1);
+}
