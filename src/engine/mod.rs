@@ -525,17 +525,13 @@ impl Engine {
             let Some(p) = conn.pending(w.side).filter(|p| p.frame == w.frame) else {
                 continue;
             };
-            let Some(stats) = conn.probers()[w.side as usize].as_deref() else {
-                continue;
-            };
-            let e = Event {
-                time: now,
+            let probe = FrameRef {
                 file: w.file,
                 frame: w.frame,
-                unanswered: Some(stats.run),
-                probe_frame: Some(w.frame),
-                peer_captured: Some(peer_captured(conn, w.side)),
-                ..judgement(EventKind::Unanswered, &w.key, w.side, stats)
+                time: now,
+            };
+            let Some(e) = unanswered(conn, &w.key, w.side, probe) else {
+                continue;
             };
             // An answer that still comes is then said to be late (`step`).
             let reported = Pending {
@@ -854,18 +850,28 @@ fn judge_given_up(
     let Some(p) = waiting.filter(|p| p.shape == Shape::Keepalive && !p.reported) else {
         return;
     };
-    let Some(stats) = conn.probers()[side as usize].as_deref() else {
-        return;
-    };
-    emit(&Event {
-        time: at.time,
+    let probe = FrameRef {
         frame: p.frame,
-        file: at.file,
+        ..at
+    };
+    if let Some(e) = unanswered(conn, key, side, probe) {
+        emit(&e);
+    }
+}
+
+/// The `unanswered` event for the probe of `side` at `probe`'s file and
+/// frame, judged at `probe.time`.
+fn unanswered(conn: &Conn, key: &FlowKey, side: Side, probe: FrameRef) -> Option<Event> {
+    let stats = conn.probers()[side as usize].as_deref()?;
+    Some(Event {
+        time: probe.time,
+        file: probe.file,
+        frame: probe.frame,
         unanswered: Some(stats.run),
-        probe_frame: Some(p.frame),
+        probe_frame: Some(probe.frame),
         peer_captured: Some(peer_captured(conn, side)),
         ..judgement(EventKind::Unanswered, key, side, stats)
-    });
+    })
 }
 
 impl Engine {
