@@ -23,7 +23,7 @@ pub struct Cli {
 pub enum Command {
     /// Read pcap/pcapng files and report every keepalive probe, its answer, and a verdict per connection.
     #[command(
-        after_help = "Examples:\n  kaprobe analyze trace.pcap\n  kaprobe analyze -v trace.pcap port 5432\n  kaprobe analyze --json a.pcap b.pcapng | jq 'select(.type==\"connection\")'\n  ssh db1 sudo tcpdump -U -w - port 5432 | kaprobe analyze -v -"
+        after_help = "Examples:\n  kaprobe analyze trace.pcap\n  kaprobe analyze -v trace.pcap port 5432\n  kaprobe analyze --json a.pcap b.pcapng | jq 'select(.type==\"connection\")'\n  kaprobe analyze --as-live --stall-after 2 trace.pcap\n  ssh db1 sudo tcpdump -U -w - port 5432 | kaprobe analyze -v -"
     )]
     Analyze(AnalyzeArgs),
     /// Watch live traffic on an interface: keepalive events as they happen, the report at the end.
