@@ -76,6 +76,12 @@ pub struct OutputArgs {
     /// Also print one line per keepalive event as it is found (sniff always does).
     #[arg(short, long)]
     pub verbose: bool,
+    /// Print only the events that need attention (even with -v): probes
+    /// answered by RST, `unanswered`, `dead`, `stalled`, `resumed` and late
+    /// answers. Probes and their ACKs are only counted (and -c counts the
+    /// events printed).
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Show every TCP connection in the table, not only those with keepalive activity.
     #[arg(long)]
     pub all: bool,
@@ -235,7 +241,7 @@ pub struct SniffArgs {
     /// tcpdump's -Z: packets are then read without root's privileges.
     #[arg(short = 'Z', long, value_name = "USER")]
     pub relinquish_privileges: Option<String>,
-    /// Stop after this many events.
+    /// Stop after this many events printed (with -q, events that need attention).
     #[arg(short = 'c', long, value_name = "N",
           value_parser = at_least_one::<u64>)]
     pub count: Option<u64>,

@@ -90,7 +90,8 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
             break;
         }
         let mut emit = |o: Output| {
-            events.set(events.get() + u64::from(matches!(o, Output::Event(_))));
+            let shown = matches!(o, Output::Event(e) if reporter.shows(e));
+            events.set(events.get() + u64::from(shown));
             reporter.output(o);
         };
         let wait = packet_wait(engine.due().saturating_add(lag), deadline, signals.wake);

@@ -422,3 +422,35 @@ fn as_live_with_a_grace_longer_than_the_interval_judges_at_the_next_probe() {
     assert_eq!(judged[2]["unanswered"], 3);
     assert_eq!(r.events("dead").len(), 1);
 }
+
+/// `-q` prints only the events that need attention; the rest are counted.
+#[test]
+fn quiet_prints_only_what_needs_attention() {
+    let kinds = |r: &Report| -> Vec<String> {
+        let events = r.lines.iter().filter(|v| v.get("src").is_some());
+        events
+            .map(|v| v["type"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let dead = Report::with(&["-q", "--as-live"], "dead-peer.pcap", &[]);
+    let expected = ["unanswered", "unanswered", "unanswered", "dead"];
+    assert_eq!(kinds(&dead), expected);
+    assert_eq!(dead.summary()["keepalives"], 5, "counted, not printed");
+    assert_eq!(dead.connection()["verdict"], "dead");
+
+    let reset = Report::with(&["-q"], "peer-reset.pcap", &[]);
+    assert_eq!(kinds(&reset), ["keepalive_rst"]);
+
+    // Late answers end an `unanswered` that was printed: they are printed too.
+    let late = Report::with(
+        &["-q", "--as-live", "--grace", "0.00001"],
+        "alive.pcap",
+        &[],
+    );
+    let late_kinds = kinds(&late);
+    assert_eq!(late_kinds.len(), 8, "{late_kinds:?}");
+    assert!(late.events("keepalive").is_empty());
+    assert_eq!(late.events("keepalive_ack").len(), 4);
+
+    assert!(kinds(&Report::with(&["-q"], "alive.pcap", &[])).is_empty());
+}

@@ -107,6 +107,16 @@ impl Sniff {
         );
     }
 
+    /// Everything it printed, once it has ended by itself (exit 0) within
+    /// `secs` seconds.
+    fn ended(mut self, secs: u64) -> Vec<Value> {
+        let status = exit_within(&mut self.child, secs);
+        assert_eq!(status, Some(0), "sniff ended by itself within {secs} s");
+        self.reader.take().unwrap().join().unwrap();
+        let lines = self.lines.lock().unwrap();
+        lines.iter().map(|(v, _)| v.clone()).collect()
+    }
+
     /// SIGINT, then everything it printed.
     fn interrupt(mut self) -> Vec<Value> {
         let pid = self.child.id().to_string();
@@ -353,6 +363,68 @@ fn sniff_sees_probes_then_silence_then_dead_and_agrees_with_analyze() {
     );
     let one_way = judged(&one_way);
     assert!(one_way.iter().all(|c| c == false), "{one_way:?}");
+}
+
+/// The events of `lines`, in order (every line with a `src`).
+fn event_kinds(lines: &[Value]) -> Vec<&str> {
+    let events = lines.iter().filter(|v| v.get("src").is_some());
+    events.map(|v| v["type"].as_str().unwrap()).collect()
+}
+
+/// `-c 3` ends the capture by itself after the third event, a probe and its
+/// answer and the next probe, with the report and exit 0, as tcpdump's -c.
+#[test]
+fn sniff_stops_after_c_events_with_its_report() {
+    if !privileged("sniff_stops_after_c_events_with_its_report") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7002"]);
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &["-c", "3"]);
+    let _client = net.peer(
+        &net.a,
+        &["client", B4, "7002", "--keepalive", "1,1,3", "--hold", "20"],
+    );
+    let lines = sniff.ended(10);
+    let kinds = event_kinds(&lines);
+    assert_eq!(
+        kinds,
+        ["keepalive", "keepalive_ack", "keepalive"],
+        "{lines:?}"
+    );
+    let conn = lines.iter().find(|v| v["type"] == "connection").unwrap();
+    assert_eq!(conn["server"], format!("{B4}:7002"));
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["keepalives"], 2, "{summary}");
+}
+
+/// `-q -c 1` waits quietly for the first sign of trouble and ends there:
+/// the answered probes before it are counted, not printed.
+#[test]
+fn sniff_q_c_1_ends_at_the_first_sign_of_trouble() {
+    if !privileged("sniff_q_c_1_ends_at_the_first_sign_of_trouble") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7003"]);
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &["-q", "-c", "1"]);
+    let _client = net.peer(
+        &net.a,
+        &["client", B4, "7003", "--keepalive", "1,1,3", "--hold", "20"],
+    );
+    // Probes 1 s apart, answered (the summary counts them), printed by
+    // nothing; then silence.
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(sniff.count("keepalive"), 0, "-q prints no probe");
+    net.silence_server();
+    let lines = sniff.ended(10);
+    assert_eq!(event_kinds(&lines), ["unanswered"], "{lines:?}");
+    let summary = lines.last().unwrap();
+    assert!(
+        summary["keepalive_acks"].as_u64().unwrap() >= 2,
+        "{summary}"
+    );
+    assert_eq!(summary["judged"]["unanswered"], 1, "{summary}");
 }
 
 /// Stopped while data flows, sniff still reads what the kernel had captured

@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     // file's clock (`--as-live`).
     for (json, as_live) in [(false, false), (true, true)] {
         let args = AnalyzeArgs {
-            output: OutputArgs { json, verbose: true, all: true, color: ColorChoice::Never, numeric: 0 },
+            output: OutputArgs { json, verbose: true, quiet: false, all: true, color: ColorChoice::Never, numeric: 0 },
             no_progress: true,
             read: Vec::new(),
             filter_file: None,

@@ -88,6 +88,17 @@ pub struct Event {
 }
 
 impl Event {
+    /// Whether the event says that something is wrong, or was: what `-q`
+    /// prints. An answer that comes late ends an `unanswered` it printed.
+    pub fn needs_attention(&self) -> bool {
+        use EventKind::*;
+        match self.kind {
+            KeepaliveRst | Unanswered | Dead | Stalled | Resumed => true,
+            KeepaliveAck => self.late,
+            Keepalive | ZeroWindowProbe | ZeroWindowProbeAck => false,
+        }
+    }
+
     /// A `kind` event from `src` to `dst`, with every number 0 and every
     /// optional field empty: the caller fills in what its kind carries.
     pub fn new(kind: EventKind, src: SocketAddr, dst: SocketAddr) -> Event {

@@ -29,6 +29,8 @@ pub struct Reporter<'w> {
     error: Option<io::Error>,
     /// Live: lines were written since the last [`Reporter::flush`].
     unflushed: bool,
+    /// `-q`: only the events that need attention get a line.
+    quiet: bool,
 }
 
 /// Decide colour once for the whole process.
@@ -51,7 +53,7 @@ impl<'w> Reporter<'w> {
             Format::Text {
                 out,
                 report: TextReport::new(args.all),
-                verbose: args.verbose,
+                verbose: args.verbose || args.quiet,
             }
         };
         let summary = Summary::new(files.clone());
@@ -61,7 +63,17 @@ impl<'w> Reporter<'w> {
             files,
             error: None,
             unflushed: false,
+            quiet: args.quiet,
         }
+    }
+
+    /// Whether `e` gets a line (what `-c` counts).
+    pub fn shows(&self, e: &Event) -> bool {
+        let lines = match self.format {
+            Format::Json(_) => true,
+            Format::Text { verbose, .. } => verbose,
+        };
+        lines && (!self.quiet || e.needs_attention())
     }
 
     /// For live capture: event lines always (the caller flushes them with
@@ -107,9 +119,12 @@ impl<'w> Reporter<'w> {
         if e.late {
             self.summary.answered_late += 1;
         }
+        if !self.shows(e) {
+            return Ok(());
+        }
         let result = match &mut self.format {
             Format::Json(w) => w.event(e),
-            Format::Text { out, verbose, .. } if *verbose => {
+            Format::Text { out, .. } => {
                 let file = if self.files.len() > 1 {
                     format!(
                         "{} ",
@@ -120,7 +135,6 @@ impl<'w> Reporter<'w> {
                 };
                 writeln!(out, "{}", event_line(e, &file))
             }
-            Format::Text { .. } => return Ok(()),
         };
         self.unflushed = true;
         result
