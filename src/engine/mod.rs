@@ -272,6 +272,8 @@ pub struct Totals {
     /// Most connections held in the table at once.
     pub peak_open: u64,
     pub events: [u64; EventKind::COUNT],
+    /// Answers to probes already judged `unanswered` (`Event::late`).
+    pub late: u64,
 }
 
 impl Totals {
@@ -418,6 +420,7 @@ impl Engine {
         let watch = live.then(|| Watch::before(conn, side));
         let shape = step(conn, &key, side, seg, at, live, &mut |e| {
             totals.events[e.kind as usize] += 1;
+            totals.late += u64::from(e.late);
             out(Output::Event(e));
         });
         match shape {

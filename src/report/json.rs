@@ -315,9 +315,6 @@ pub struct Summary {
     /// Whether `judged` is counted.
     #[serde(skip)]
     pub judging: bool,
-    /// Answers to probes already reported `unanswered`, counted as they come.
-    #[serde(skip)]
-    pub answered_late: u64,
 }
 
 /// How many `unanswered`, `dead`, `stalled` and `resumed` events a live
@@ -377,7 +374,7 @@ impl Summary {
         if self.judging {
             self.judged = Some(Judged {
                 unanswered: t.count(EventKind::Unanswered),
-                answered_late: self.answered_late,
+                answered_late: t.late,
                 dead: t.count(EventKind::Dead),
                 stalled: t.count(EventKind::Stalled),
                 resumed: t.count(EventKind::Resumed),

@@ -116,9 +116,6 @@ impl<'w> Reporter<'w> {
     }
 
     fn event(&mut self, e: &Event) -> io::Result<()> {
-        if e.late {
-            self.summary.answered_late += 1;
-        }
         if !self.shows(e) {
             return Ok(());
         }
