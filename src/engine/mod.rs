@@ -578,14 +578,17 @@ impl Engine {
     }
 
     fn forget_silent(&mut self, now: Micros, timeout: Micros, out: &mut dyn FnMut(Output)) {
-        let silent: Vec<FlowKey> = self
+        let mut silent: Vec<(u64, FlowKey)> = self
             .conns
             .iter()
             .chain(self.closing.iter())
             .filter(|(_, c)| now.saturating_sub(c.last_time) >= timeout)
-            .map(|(k, _)| *k)
+            .map(|(k, c)| (c.stream(), *k))
             .collect();
-        for key in silent {
+        // In order of appearance, as `finish` reports: the table's own order
+        // changes from run to run (its hasher is seeded at random).
+        silent.sort_unstable_by_key(|&(stream, _)| stream);
+        for (_, key) in silent {
             if let Some(conn) = self.take(&key) {
                 out(Output::Connection(&key, &conn));
             }

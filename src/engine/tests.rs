@@ -428,6 +428,24 @@ fn live_probe_resent_within_grace_is_judged_at_the_next_one() {
     assert_eq!(run.only().verdict, Verdict::Dead);
 }
 
+/// Connections forgotten for their silence are reported in order of
+/// appearance, as at the end: the table's order changes from run to run,
+/// and `analyze --as-live` of one file must print the same lines each time.
+#[test]
+fn live_silent_connections_leave_in_order_of_appearance() {
+    let mut script: Vec<(f64, Option<Segment>)> = (0..40u16)
+        .map(|n| {
+            let mut seg = c2s();
+            seg.src.port = 40000 + n;
+            (1.0 + f64::from(n) / 100.0, Some(seg))
+        })
+        .collect();
+    script.push((200.0, None));
+    let run = run_live(&script, 201.0);
+    let streams: Vec<u64> = run.reports.iter().map(|c| c.stream).collect();
+    assert_eq!(streams, (0..40).collect::<Vec<u64>>());
+}
+
 /// Probes from a connection whose peer never appears in the capture (gone
 /// before it began, or a capture of one direction): the judgements say so.
 #[test]
