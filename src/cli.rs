@@ -233,8 +233,9 @@ pub struct SniffArgs {
     #[arg(short = 'W', long, value_name = "N", requires = "file_size",
           value_parser = at_least_one::<u32>)]
     pub file_count: Option<u32>,
-    /// With -C or -G, run `COMMAND FILE` on each file once it is closed for the
-    /// next, e.g. `-z gzip` (as tcpdump's -z): beside the capture, at the lowest priority.
+    /// With -C or -G, run `COMMAND FILE` on each file once it is closed, e.g. `-z gzip`
+    /// (as tcpdump's -z): beside the capture, at the lowest priority; the last file too, when
+    /// the capture ends, and sniff waits for them all before it exits.
     #[arg(short = 'z', long, value_name = "COMMAND")]
     pub postrotate_command: Option<String>,
     /// Once the capture (and the -w file) is open, run as this user, as

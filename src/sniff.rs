@@ -163,13 +163,17 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
         }
     }
     // A failed write has already stopped the loop and been said once.
-    if let (true, Err(e)) = (errors.is_empty(), cap.flush_saved()) {
+    let (closed, postrotate) = cap.close_saved();
+    if let (true, Err(e)) = (errors.is_empty(), closed) {
         failure(e, &mut errors);
     }
     let stats = cap.stats();
     engine.finish(wall_clock(), &mut |o| reporter.output(o));
     reporter.set_capture_stats(stats);
     reporter.finish(&engine.totals, &errors)?;
+    // The stop that ended the capture is spent: a new one ends the wait.
+    signals.stop.store(false, Ordering::SeqCst);
+    postrotate.wait(&signals.stop);
     Ok(RunEnd { errors })
 }
 

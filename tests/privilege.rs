@@ -28,19 +28,31 @@ fn binary(name: &str, caps: Option<&str>) -> PathBuf {
 }
 
 /// Run `bin args` in namespace `ns` as the user nobody, no inherited caps.
+///
+/// Tried again while the exec fails with ETXTBSY: the copy `binary` just
+/// wrote can still be open for writing in a child that another test's thread
+/// forked during the copy and that has not reached its own exec yet.
 fn as_nobody(net: &Net, ns: &str, bin: &PathBuf, args: &[&str]) -> Output {
-    net.cmd(ns, "setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--",
-        ])
-        .arg(bin)
-        .args(args)
-        .output()
-        .expect("setpriv (util-linux)")
+    for _ in 0..20 {
+        let out = net
+            .cmd(ns, "setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--",
+            ])
+            .arg(bin)
+            .args(args)
+            .output()
+            .expect("setpriv (util-linux)");
+        if !(out.status.code() == Some(126) && stderr(&out).contains("Text file busy")) {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{} stayed busy (ETXTBSY) for a second", bin.display());
 }
 
 fn stderr(o: &Output) -> String {

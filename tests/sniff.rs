@@ -6,6 +6,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -36,8 +37,12 @@ impl Sniff {
 
     /// `kaprobe sniff --json --grace 0.5 ARGS` in `ns`, once it listens.
     fn with(net: &Net, ns: &str, args: &[&str]) -> Sniff {
-        let mut child = net
-            .cmd(ns, kaprobe())
+        Sniff::spawned(net.cmd(ns, kaprobe()), args)
+    }
+
+    /// `command sniff --json --grace 0.5 ARGS`, once it listens.
+    fn spawned(mut command: Command, args: &[&str]) -> Sniff {
+        let mut child = command
             .args(["sniff", "--json", "--grace", "0.5"])
             .args(args)
             .stdout(Stdio::piped())
@@ -1378,19 +1383,22 @@ fn sniff_w_splits_files_by_size_and_keeps_a_ring_with_w() {
     assert_eq!(ring_files, ["ring.pcap0", "ring.pcap1"]);
 }
 
-/// `-C 1k -z COMMAND`, as tcpdump's -z: the command runs on each file once
-/// sniff has moved on to the next (here a script that logs its argument),
-/// and not on the file still open at the end.
+/// `-C 1k -z COMMAND`, as tcpdump's -z: the command (here a script that
+/// takes a second, then logs its argument) runs on each file once sniff has
+/// moved on to the next, and on the last one when the capture ends, which
+/// tcpdump does not do. sniff returns once they have all run. The Ctrl-C goes
+/// to sniff's whole process group, as a terminal sends it, and does not cut
+/// the commands short: they have a group of their own.
 #[test]
-fn sniff_z_runs_the_command_on_each_file_it_closes() {
-    if !privileged("sniff_z_runs_the_command_on_each_file_it_closes") {
+fn sniff_z_runs_the_command_on_every_file_it_wrote() {
+    if !privileged("sniff_z_runs_the_command_on_every_file_it_wrote") {
         return;
     }
     let net = Net::new();
     let split = temp("rotated.pcap");
     let log = temp("rotated.log");
     let script = temp("log-name.sh");
-    let body = format!("#!/bin/sh\necho \"$1\" >> {}\n", log.display());
+    let body = format!("#!/bin/sh\nsleep 1\necho \"$1\" >> {}\n", log.display());
     std::fs::write(&script, body).unwrap();
     Command::new("chmod")
         .arg("+x")
@@ -1401,7 +1409,10 @@ fn sniff_z_runs_the_command_on_each_file_it_closes() {
     let args = ["-w", split.to_str().unwrap(), "-C", "1k", "-z"];
     let mut args: Vec<&str> = args.to_vec();
     args.push(script.to_str().unwrap());
-    let sniff = Sniff::start(&net, &net.a, &net.a_if, &args);
+    args.extend(["-i", &net.a_if]);
+    let mut own_group = net.cmd(&net.a, kaprobe());
+    own_group.process_group(0);
+    let mut sniff = Sniff::spawned(own_group, &args);
     let _data = net.peer(
         &net.a,
         &["client", B4, "7015", "--send-every", "0.05", "--hold", "30"],
@@ -1413,22 +1424,55 @@ fn sniff_z_runs_the_command_on_each_file_it_closes() {
     let logged = || std::fs::read_to_string(&log).unwrap_or_default();
     let three = || logged().lines().count() >= 3;
     assert!(wait_for(Duration::from_secs(15), three), "{}", logged());
-    sniff.interrupt();
+    let group = format!("-{}", sniff.child.id());
+    Command::new("kill")
+        .args(["-INT", "--", &group])
+        .status()
+        .unwrap();
+    assert_eq!(exit_within(&mut sniff.child, 15), Some(0));
     let written = (0..).take_while(|&n| Path::new(&name(n)).exists()).count();
-    // The commands run beside the capture: let the last ones write their line.
-    wait_for(Duration::from_secs(3), || {
-        logged().lines().count() >= written - 1
-    });
     // Sorted: two files closed in one block of packets race to the log.
     let sorted = |mut v: Vec<String>| {
         v.sort();
         v
     };
-    let expected = sorted((0..written - 1).map(name).collect());
+    let expected = sorted((0..written).map(name).collect());
     assert_eq!(
         sorted(logged().lines().map(String::from).collect()),
-        expected
+        expected,
+        "stderr: {:?}",
+        sniff.errors.lock().unwrap()
     );
+}
+
+/// A `-z` command that fails is one line on stderr naming the file and its
+/// exit status. With no traffic, the one file there is gets it at the end.
+#[test]
+fn sniff_z_says_when_the_command_fails() {
+    if !privileged("sniff_z_says_when_the_command_fails") {
+        return;
+    }
+    let net = Net::new();
+    let file = temp("failing-z.pcap");
+    let args = [
+        "-i",
+        "lo",
+        "-w",
+        file.to_str().unwrap(),
+        "-C",
+        "1",
+        "-z",
+        "false",
+    ];
+    let (mut child, lines) = sniff_stderr(
+        &net,
+        &[&args[..], &["--duration", "0.5"]].concat(),
+        Stdio::null(),
+    );
+    assert_eq!(exit_within(&mut child, 10), Some(0));
+    let said = format!("kaprobe: -z false {}: exit status: 1", file.display());
+    let seen = || lines.lock().unwrap().contains(&said);
+    assert!(wait_for(Duration::from_secs(5), seen), "{said}: {lines:?}");
 }
 
 /// `-w 'FILE-%H%M%S.pcap' -G 1`: a new file each second, named by the time

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use pcap::{Active, BreakLoop, Capture, Device, Linktype, Packet, PacketHeader};
 
-use super::savefiles::{SaveFiles, SaveOptions};
+use super::savefiles::{Postrotate, SaveFiles, SaveOptions};
 use super::{frame, pcap_text, readable_within, Frame};
 use crate::wire::{LinkType, UnsupportedLinkType};
 
@@ -223,6 +223,15 @@ impl LiveCapture {
     /// capture) and a full disk is noticed at once.
     pub fn flush_saved(&mut self) -> Result<(), LiveError> {
         self.save.as_mut().map_or(Ok(()), SaveFiles::flush)
+    }
+
+    /// Close the `-w` file at the end of the capture, and run `-z` on it;
+    /// returns the flush's error and the `-z` commands still running.
+    pub fn close_saved(&mut self) -> (Result<(), LiveError>, Postrotate) {
+        match self.save.take() {
+            Some(save) => save.close(),
+            None => (Ok(()), Postrotate::default()),
+        }
     }
 
     pub fn link(&self) -> LinkType {

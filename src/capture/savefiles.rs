@@ -5,8 +5,10 @@
 //! codes filled in with the local time each file starts at.
 
 use std::io::{self, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::format::{Item, StrftimeItems};
@@ -24,7 +26,8 @@ pub struct SaveOptions {
     pub file_count: Option<u32>,
     /// Start a new file before a packet when the current one is this old.
     pub every: Option<Duration>,
-    /// `-z`: run as `COMMAND FILE` on each file once the next one is open.
+    /// `-z`: run as `COMMAND FILE` on each file once it is closed: when the
+    /// next one is open, and the last one when the capture ends.
     pub postrotate: Option<String>,
 }
 
@@ -42,7 +45,7 @@ pub struct SaveFiles {
     written: u64,
     started: Instant,
     /// `-z` commands started and not yet seen to end (reaped as files turn).
-    running: Vec<Child>,
+    running: Postrotate,
 }
 
 /// Each file is opened from the live capture, so that its header carries the
@@ -60,7 +63,7 @@ impl SaveFiles {
             index: 0,
             written: FILE_HEADER,
             started: Instant::now(),
-            running: Vec::new(),
+            running: Postrotate::default(),
         };
         // The header at once to a reader of `-w -` (wireshark -k -i -), which
         // waits for it before it shows anything. A file gets it with the first
@@ -123,18 +126,30 @@ impl SaveFiles {
     /// the lowest priority, as tcpdump runs it. A command that cannot start
     /// is said on stderr; the capture goes on.
     fn postrotate(&mut self, closed: &Path) {
-        let Some(command) = self.opts.postrotate.as_deref() else {
-            return;
-        };
-        self.running
-            .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
-        match spawn_niced(command, closed) {
-            Ok(child) => self.running.push(child),
-            // Not eprintln!: a closed stderr must not end the capture.
-            Err(e) => {
-                let _ = writeln!(io::stderr(), "kaprobe: -z {command}: cannot run it: {e}");
-            }
+        if let Some(command) = self.opts.postrotate.as_deref() {
+            self.running.start(command, closed);
         }
+    }
+
+    /// Close the last file and, with `-z`, run the command on it too, so
+    /// that a capture that ends leaves no file unprocessed (tcpdump leaves
+    /// its last one: its issue 1015). Returns the flush's error, if any,
+    /// and the `-z` commands still running, for [`Postrotate::wait`].
+    pub fn close(mut self) -> (Result<(), LiveError>, Postrotate) {
+        let flushed = self.flush();
+        let numbered = self.opts.file_size.is_some() || self.opts.every.is_some();
+        let SaveFiles {
+            file,
+            name,
+            mut running,
+            opts,
+            ..
+        } = self;
+        drop(file);
+        if let (Some(command), true) = (opts.postrotate.as_deref(), numbered) {
+            running.start(command, &name);
+        }
+        (flushed, running)
     }
 
     /// Push what was written to disk; a full disk shows here.
@@ -143,18 +158,95 @@ impl SaveFiles {
     }
 }
 
-/// `nice -n 19 COMMAND FILE`, or the command alone where nice(1) is missing
-/// (the crate sets no priority itself: that would take `unsafe`).
-fn spawn_niced(command: &str, file: &Path) -> io::Result<Child> {
-    let niced = Command::new("nice")
-        .args(["-n", "19", command])
-        .arg(file)
-        .stdin(Stdio::null())
-        .spawn();
-    match niced {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            Command::new(command).arg(file).stdin(Stdio::null()).spawn()
+/// The `-z` commands started and not yet seen to end, with their files.
+#[derive(Default)]
+pub struct Postrotate {
+    running: Vec<(Child, PathBuf, String)>,
+}
+
+/// How long the end of a capture waits for `-z` commands before it says
+/// that it is waiting.
+const QUIET_WAIT: Duration = Duration::from_secs(1);
+
+impl Postrotate {
+    fn start(&mut self, command: &str, file: &Path) {
+        self.reap();
+        match spawn_niced(command, file) {
+            Ok(child) => self
+                .running
+                .push((child, file.to_path_buf(), command.to_string())),
+            // Not eprintln!: a closed stderr must not end the capture.
+            Err(e) => say(&format!("-z {command}: cannot run it: {e}")),
         }
+    }
+
+    /// Forget the commands that have ended, saying which of them failed.
+    fn reap(&mut self) {
+        self.running
+            .retain_mut(|(child, file, command)| match child.try_wait() {
+                Ok(Some(status)) => {
+                    say_failed(command, file, status);
+                    false
+                }
+                Ok(None) => true,
+                Err(_) => false,
+            });
+    }
+
+    /// Wait for the commands still running, so that every file is processed
+    /// when kaprobe returns (`sniff -C 100 -z gzip ... && ls *.gz`). Past
+    /// [`QUIET_WAIT`] it says so on stderr. A signal that sets `stop` meanwhile
+    /// ends the wait and leaves them running: they have a process group of
+    /// their own, so the Ctrl-C that stops kaprobe does not stop them.
+    pub fn wait(mut self, stop: &AtomicBool) {
+        let began = Instant::now();
+        let mut said = false;
+        loop {
+            self.reap();
+            if self.running.is_empty() || stop.load(Ordering::SeqCst) {
+                return;
+            }
+            if !said && began.elapsed() >= QUIET_WAIT {
+                said = true;
+                let (_, _, command) = &self.running[0];
+                let n = self.running.len();
+                let files = if n == 1 { "file" } else { "files" };
+                say(&format!(
+                    "waiting for -z {command} on {n} {files} (Ctrl-C leaves it running)"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// One line on stderr. Not eprintln!: a closed stderr must not end the
+/// capture.
+fn say(line: &str) {
+    let _ = writeln!(io::stderr(), "kaprobe: {line}");
+}
+
+fn say_failed(command: &str, file: &Path, status: ExitStatus) {
+    if !status.success() {
+        say(&format!("-z {command} {}: {status}", file.display()));
+    }
+}
+
+/// `nice -n 19 COMMAND FILE`, or the command alone where nice(1) is missing
+/// (the crate sets no priority itself: that would take `unsafe`). In a
+/// process group of its own, so that a Ctrl-C at the terminal, which goes
+/// to kaprobe's group, does not cut a compression short.
+fn spawn_niced(command: &str, file: &Path) -> io::Result<Child> {
+    let spawn = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .arg(file)
+            .stdin(Stdio::null())
+            .process_group(0)
+            .spawn()
+    };
+    match spawn("nice", &["-n", "19", command]) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => spawn(command, &[]),
         other => other,
     }
 }
