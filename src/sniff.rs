@@ -94,7 +94,8 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
             events.set(events.get() + u64::from(shown));
             reporter.output(o);
         };
-        let wait = packet_wait(engine.due().saturating_add(lag), deadline, signals.wake);
+        let wait = packet_wait(engine.due().saturating_add(lag), deadline, signals.wake)
+            .min(cap.rotation_in().unwrap_or(Duration::MAX));
         let got = cap.dispatch(wait, |frame| {
             // -c: the rest of the batch is not looked at (nor saved)
             if full() {
@@ -117,6 +118,11 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
                 drain = false;
                 break;
             }
+        }
+        if let Err(e) = cap.rotate_if_old() {
+            failure(e, &mut errors);
+            drain = false;
+            break;
         }
         reporter.flush();
         if !said_cut_short && engine.totals.cut_short > 0 {

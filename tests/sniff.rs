@@ -1517,6 +1517,40 @@ fn sniff_g_starts_a_file_named_by_time_every_interval() {
     assert_eq!(timed_probe_events(&lines), timed_probe_events(&offline));
 }
 
+/// `-G 1` on a quiet interface still starts a file every second, as the
+/// clock says, not only when a packet comes (tcpdump waits for one): traffic
+/// filtered down to keepalives can be one probe in two hours. Each file is a
+/// whole pcap that analyze reads.
+#[test]
+fn sniff_g_starts_files_on_time_without_traffic() {
+    if !privileged("sniff_g_starts_files_on_time_without_traffic") {
+        return;
+    }
+    let net = Net::new();
+    let dir = temp("rotate-g-quiet");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pattern = dir.join("q-%H%M%S.pcap");
+    let args = ["-i", "lo", "-w", pattern.to_str().unwrap(), "-G", "1"];
+    let args = [&args[..], &["--duration", "3.5", "port", "7099"]].concat();
+    let (mut child, _) = sniff_stderr(&net, &args, Stdio::null());
+    assert_eq!(exit_within(&mut child, 10), Some(0));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    for f in &files {
+        let out = Command::new(kaprobe())
+            .args(["analyze", f.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{}", f.display());
+        assert!(text.contains("0 frames"), "{}: {text}", f.display());
+    }
+}
+
 #[test]
 fn sniff_g_without_a_time_in_the_name_is_one_clear_line() {
     let err = one_line_error(&["sniff", "-i", "lo", "-w", "/tmp/kp-g.pcap", "-G", "60"]);

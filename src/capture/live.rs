@@ -234,6 +234,23 @@ impl LiveCapture {
         }
     }
 
+    /// `-G`: how long until the `-w` file is due to be replaced.
+    pub fn rotation_in(&self) -> Option<Duration> {
+        self.save.as_ref().and_then(SaveFiles::time_left)
+    }
+
+    /// `-G`: start the next file once this one's period is over, whether or
+    /// not packets came to fill it. kaprobe's traffic is sparse by nature (a
+    /// probe every two hours is the Linux default), and rotating only on a
+    /// packet, as tcpdump does, would keep an hourly file open for hours and
+    /// hold back its `-z`.
+    pub fn rotate_if_old(&mut self) -> Result<(), LiveError> {
+        match self.save.as_mut() {
+            Some(save) if save.old() => save.next_file(&self.cap),
+            _ => Ok(()),
+        }
+    }
+
     pub fn link(&self) -> LinkType {
         self.link
     }

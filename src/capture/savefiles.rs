@@ -24,7 +24,8 @@ pub struct SaveOptions {
     pub file_size: Option<u64>,
     /// Reuse the names of this many files, oldest first.
     pub file_count: Option<u32>,
-    /// Start a new file before a packet when the current one is this old.
+    /// Start a new file when the current one is this old (on the clock:
+    /// see `LiveCapture::rotate_if_old`).
     pub every: Option<Duration>,
     /// `-z`: run as `COMMAND FILE` on each file once it is closed: when the
     /// next one is open, and the last one when the capture ends.
@@ -85,8 +86,14 @@ impl SaveFiles {
     }
 
     /// `-G`: this file has been written to for its whole period.
-    fn old(&self) -> bool {
+    pub fn old(&self) -> bool {
         self.opts.every.is_some_and(|d| self.started.elapsed() >= d)
+    }
+
+    /// `-G`: how long until this file's period is over.
+    pub fn time_left(&self) -> Option<Duration> {
+        let every = self.opts.every?;
+        Some(every.saturating_sub(self.started.elapsed()))
     }
 
     /// Move on to the next file: with -G a new time-stamped name, with -C
