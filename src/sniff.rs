@@ -2,7 +2,7 @@
 //! the report at the end. Only the packet source differs from `analyze`.
 
 use std::cell::Cell;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -307,6 +307,13 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
     if args.packets_to_stdout() && numbered {
         return Err(
             "-C and -G start new files: give -w a file name, not '-' (standard output)".into(),
+        );
+    }
+    if args.packets_to_stdout() && io::stdout().is_terminal() {
+        return Err(
+            "-w - would write binary pcap to the terminal: pipe it to a reader \
+             (| wireshark -k -i -) or give -w a file name"
+                .into(),
         );
     }
     if let Some(save) = save.as_ref().filter(|s| s.every.is_some()) {

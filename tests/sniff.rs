@@ -1820,6 +1820,25 @@ fn sniff_w_dash_with_c_is_one_clear_line() {
     assert!(err.contains("give -w a file name, not '-'"), "{err}");
 }
 
+/// `-w -` with standard output on a terminal would fill it with binary:
+/// one line and exit 2 instead (`script` gives kaprobe a terminal).
+#[test]
+fn sniff_w_dash_to_a_terminal_is_one_clear_line() {
+    let command = format!("{} sniff -i lo -w - --duration 1", kaprobe());
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert_eq!(
+        text.trim_end(),
+        "kaprobe: -w - would write binary pcap to the terminal: pipe it to a reader \
+         (| wireshark -k -i -) or give -w a file name"
+    );
+}
+
 #[test]
 fn sniff_on_a_number_past_the_list_is_one_clear_line() {
     let err = one_line_error(&["sniff", "-i", "99999"]);
