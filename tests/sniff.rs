@@ -1475,6 +1475,23 @@ fn sniff_z_says_when_the_command_fails() {
     assert!(wait_for(Duration::from_secs(5), seen), "{said}: {lines:?}");
 }
 
+/// A new empty directory under the test's temporary one.
+fn new_dir(name: &str) -> PathBuf {
+    let dir = temp(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The files in `dir`, sorted by name.
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
 /// `-w 'FILE-%H%M%S.pcap' -G 1`: a new file each second, named by the time
 /// it starts, as tcpdump's -G; read back in name order they give the events
 /// sniff printed.
@@ -1484,8 +1501,7 @@ fn sniff_g_starts_a_file_named_by_time_every_interval() {
         return;
     }
     let net = Net::new();
-    let dir = temp("rotate-g");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = new_dir("rotate-g");
     let pattern = dir.join("g-%H%M%S.pcap");
     let _server = net.peer(&net.b, &["server", B4, "7011"]);
     let sniff = Sniff::start(
@@ -1497,11 +1513,7 @@ fn sniff_g_starts_a_file_named_by_time_every_interval() {
     let _client = probing_client(&net, B4, "7011");
     sniff.wait_for("keepalive_ack", 4, 12);
     let lines = sniff.interrupt();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = files_in(&dir);
     assert!(files.len() >= 3, "{files:?}");
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
@@ -1527,18 +1539,13 @@ fn sniff_g_starts_files_on_time_without_traffic() {
         return;
     }
     let net = Net::new();
-    let dir = temp("rotate-g-quiet");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = new_dir("rotate-g-quiet");
     let pattern = dir.join("q-%H%M%S.pcap");
     let args = ["-i", "lo", "-w", pattern.to_str().unwrap(), "-G", "1"];
     let args = [&args[..], &["--duration", "3.5", "port", "7099"]].concat();
     let (mut child, _) = sniff_stderr(&net, &args, Stdio::null());
     assert_eq!(exit_within(&mut child, 10), Some(0));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = files_in(&dir);
     assert!(files.len() >= 3, "{files:?}");
     for f in &files {
         let out = Command::new(kaprobe())
