@@ -226,11 +226,11 @@ pub struct SniffArgs {
     /// With -w, start a new file every SECONDS; FILE must hold strftime codes
     /// for the local time the file starts at, e.g. `trace-%Y%m%d-%H%M%S.pcap` (as tcpdump's -G).
     #[arg(short = 'G', long, value_name = "SECONDS", requires = "write",
-          conflicts_with = "file_count",
           value_parser = at_least_one::<u32>)]
     pub rotate_seconds: Option<u32>,
-    /// With -C, keep N files at most, FILE0 to FILE(N-1), overwriting the oldest (as tcpdump's -W).
-    #[arg(short = 'W', long, value_name = "N", requires = "file_size",
+    /// With -C, keep N files at most, FILE0 to FILE(N-1), overwriting the oldest; with -G, stop
+    /// once N files have had their whole period (as tcpdump's -W).
+    #[arg(short = 'W', long, value_name = "N", requires = "write",
           value_parser = at_least_one::<u32>)]
     pub file_count: Option<u32>,
     /// With -C or -G, run `COMMAND FILE` on each file once it is closed, e.g. `-z gzip`

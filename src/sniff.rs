@@ -119,10 +119,19 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
                 break;
             }
         }
-        if let Err(e) = cap.rotate_if_old() {
-            failure(e, &mut errors);
-            drain = false;
-            break;
+        match cap.rotate_if_old() {
+            // -G -W: the last file's period is over; end as at --duration.
+            Ok(true) => {
+                let n = args.file_count.unwrap_or_default();
+                let _ = writeln!(io::stderr(), "kaprobe: -W {n}: the last file is complete");
+                break;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                failure(e, &mut errors);
+                drain = false;
+                break;
+            }
         }
         reporter.flush();
         if !said_cut_short && engine.totals.cut_short > 0 {
@@ -301,6 +310,17 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
         postrotate: args.postrotate_command.clone(),
     });
     let numbered = args.file_size.is_some() || args.rotate_seconds.is_some();
+    match (args.file_count, args.file_size, args.rotate_seconds) {
+        (Some(_), None, None) => {
+            return Err("-W counts the files that -C or -G start: give one of them".into())
+        }
+        (Some(_), Some(_), Some(_)) => {
+            return Err("-W with both -C and -G: give -C -W for a ring of files, \
+                 or -G -W to stop after that many periods"
+                .into())
+        }
+        _ => {}
+    }
     if args.postrotate_command.is_some() && !numbered {
         return Err("-z runs on each file that -C or -G closes: give one of them".into());
     }

@@ -1558,6 +1558,85 @@ fn sniff_g_starts_files_on_time_without_traffic() {
     }
 }
 
+/// `-G 2 -W 2`, as tcpdump's: two files of two seconds each, named by their
+/// time alone, then the capture ends by itself with its report (exit 0).
+/// `-z` ran on both, and the two files read back give the probes and ACKs
+/// sniff printed.
+#[test]
+fn sniff_g_with_w_stops_after_that_many_files() {
+    if !privileged("sniff_g_with_w_stops_after_that_many_files") {
+        return;
+    }
+    let net = Net::new();
+    let dir = new_dir("rotate-gw");
+    let log = temp("rotate-gw.log");
+    let script = temp("log-gw.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$1\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    let pattern = dir.join("w-%H%M%S.pcap");
+    let _server = net.peer(&net.b, &["server", B4, "7027"]);
+    let _client = probing_client(&net, B4, "7027");
+    let args = ["-w", pattern.to_str().unwrap(), "-G", "2", "-W", "2", "-z"];
+    let mut args = args.to_vec();
+    args.push(script.to_str().unwrap());
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &args);
+    let errors = sniff.errors.clone();
+    let lines = sniff.ended(10);
+    let files = files_in(&dir);
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().all(|n| n.ends_with(".pcap")), "{names:?}");
+    let line = "kaprobe: -W 2: the last file is complete".to_string();
+    let said = || errors.lock().unwrap().contains(&line);
+    assert!(wait_for(Duration::from_secs(2), said), "{errors:?}");
+    assert_eq!(lines.last().unwrap()["type"], "summary");
+    let mut logged: Vec<PathBuf> = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    logged.sort();
+    assert_eq!(logged, files);
+    let printed = timed_probe_events(&lines);
+    assert!(printed.len() >= 2, "{lines:?}");
+    assert_eq!(printed, timed_probe_events(&analyze_json_files(&files)));
+}
+
+#[test]
+fn sniff_w_needs_c_or_g_and_not_both() {
+    let alone = one_line_error(&["sniff", "-i", "lo", "-w", "x.pcap", "-W", "2"]);
+    assert!(
+        alone.contains("-W counts the files that -C or -G start"),
+        "{alone}"
+    );
+    let args = [
+        "sniff",
+        "-i",
+        "lo",
+        "-w",
+        "x-%S.pcap",
+        "-W",
+        "2",
+        "-C",
+        "1",
+        "-G",
+        "1",
+    ];
+    let both = one_line_error(&args);
+    assert!(both.contains("-W with both -C and -G"), "{both}");
+}
+
 #[test]
 fn sniff_g_without_a_time_in_the_name_is_one_clear_line() {
     let err = one_line_error(&["sniff", "-i", "lo", "-w", "/tmp/kp-g.pcap", "-G", "60"]);

@@ -244,10 +244,14 @@ impl LiveCapture {
     /// probe every two hours is the Linux default), and rotating only on a
     /// packet, as tcpdump does, would keep an hourly file open for hours and
     /// hold back its `-z`.
-    pub fn rotate_if_old(&mut self) -> Result<(), LiveError> {
+    ///
+    /// Returns whether the capture is over: with `-G -W N`, the Nth file's
+    /// period has ended.
+    pub fn rotate_if_old(&mut self) -> Result<bool, LiveError> {
         match self.save.as_mut() {
-            Some(save) if save.old() => save.next_file(&self.cap),
-            _ => Ok(()),
+            Some(save) if save.old() && save.last() => Ok(true),
+            Some(save) if save.old() => save.next_file(&self.cap).map(|()| false),
+            _ => Ok(false),
         }
     }
 

@@ -22,7 +22,8 @@ pub struct SaveOptions {
     pub path: PathBuf,
     /// Start a new file before a packet when the current one is larger.
     pub file_size: Option<u64>,
-    /// Reuse the names of this many files, oldest first.
+    /// `-W`: with `file_size`, reuse the names of this many files, oldest
+    /// first; with `every` alone, end the capture after this many files.
     pub file_count: Option<u32>,
     /// Start a new file when the current one is this old (on the clock:
     /// see `LiveCapture::rotate_if_old`).
@@ -45,6 +46,8 @@ pub struct SaveFiles {
     index: u32,
     written: u64,
     started: Instant,
+    /// Files opened so far, the first included.
+    opened: u32,
     /// `-z` commands started and not yet seen to end (reaped as files turn).
     running: Postrotate,
 }
@@ -54,7 +57,7 @@ pub struct SaveFiles {
 impl SaveFiles {
     pub fn create(opts: SaveOptions, cap: &Capture<Active>) -> Result<SaveFiles, LiveError> {
         let base = stamped(&opts);
-        let name = file_name(&base, opts.file_count, 0);
+        let name = file_name(&base, ring(&opts), 0);
         let file = open(cap, &name)?;
         let mut files = SaveFiles {
             opts,
@@ -64,6 +67,7 @@ impl SaveFiles {
             index: 0,
             written: FILE_HEADER,
             started: Instant::now(),
+            opened: 1,
             running: Postrotate::default(),
         };
         // The header at once to a reader of `-w -` (wireshark -k -i -), which
@@ -82,12 +86,19 @@ impl SaveFiles {
             .opts
             .file_size
             .is_some_and(|limit| self.written > limit);
-        self.old() || full
+        (self.old() && !self.last()) || full
     }
 
     /// `-G`: this file has been written to for its whole period.
     pub fn old(&self) -> bool {
         self.opts.every.is_some_and(|d| self.started.elapsed() >= d)
+    }
+
+    /// `-G -W N`: this is the Nth file, after which the capture ends (the
+    /// packets read until it has ended still go into it).
+    pub fn last(&self) -> bool {
+        let limit = self.opts.file_count.filter(|_| ring(&self.opts).is_none());
+        limit.is_some_and(|n| self.opened >= n)
     }
 
     /// `-G`: how long until this file's period is over.
@@ -104,7 +115,7 @@ impl SaveFiles {
             self.started = Instant::now();
             return self.start_file(cap, 0);
         }
-        let next = match self.opts.file_count {
+        let next = match ring(&self.opts) {
             Some(n) if self.index + 1 >= n => 0,
             _ => self.index.saturating_add(1),
         };
@@ -119,11 +130,12 @@ impl SaveFiles {
 
     fn start_file(&mut self, cap: &Capture<Active>, index: u32) -> Result<(), LiveError> {
         self.flush()?;
-        let name = file_name(&self.base, self.opts.file_count, index);
+        let name = file_name(&self.base, ring(&self.opts), index);
         // The old file is closed (and flushed) when replaced.
         self.file = open(cap, &name)?;
         let closed = std::mem::replace(&mut self.name, name);
         self.index = index;
+        self.opened = self.opened.saturating_add(1);
         self.written = FILE_HEADER;
         self.postrotate(&closed);
         Ok(())
@@ -276,6 +288,13 @@ fn write_error(path: &Path, e: &pcap::Error) -> LiveError {
         .unwrap_or(&text)
         .to_string();
     LiveError::Write { path, reason }
+}
+
+/// `-W`'s count as the size of a ring of files (`-C -W`); with `-G` alone it
+/// counts periods instead, and the names are the time's alone, as tcpdump
+/// makes them.
+fn ring(opts: &SaveOptions) -> Option<u32> {
+    opts.file_count.filter(|_| opts.file_size.is_some())
 }
 
 /// FILE with -G's strftime codes filled in with the local time now.
