@@ -263,6 +263,9 @@ pub struct SniffArgs {
     /// Read the filter from this file (as tcpdump's -F; `#` starts a comment).
     #[arg(short = 'F', long, value_name = "FILE", conflicts_with = "filter")]
     pub filter_file: Option<PathBuf>,
+    /// tcpdump's -r, taken so that it can point at analyze, which reads files.
+    #[arg(short = 'r', long = "read", value_name = "FILE", hide = true)]
+    pub read: Option<PathBuf>,
     /// tcpdump-style filter, ANDed with `tcp`, e.g. `port 5432`.
     #[arg(value_name = "FILTER", trailing_var_arg = true)]
     pub filter: Vec<String>,

@@ -275,6 +275,13 @@ fn packet_wait(due: Micros, deadline: Option<Instant>, wake: bool) -> Duration {
 
 /// The capture open and, with -Z, root given up; or the one-line error.
 fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
+    if let Some(file) = &args.read {
+        let file = file.display();
+        return Err(format!(
+            "sniff captures from an interface; to read {file}: kaprobe analyze {file} \
+             (with --as-live, also the judgements sniff makes)"
+        ));
+    }
     let interface = resolve_interface(args.interface.as_deref()).map_err(|e| e.to_string())?;
     // Looked up before the capture opens: a misspelt user captures nothing.
     let user = args

@@ -1925,6 +1925,16 @@ fn sniff_w_dash_to_a_terminal_is_one_clear_line() {
     );
 }
 
+/// tcpdump's habit `-r FILE` points at analyze, which reads files.
+#[test]
+fn sniff_r_points_at_analyze() {
+    let err = one_line_error(&["sniff", "-r", "trace.pcap"]);
+    assert!(
+        err.contains("to read trace.pcap: kaprobe analyze trace.pcap (with --as-live"),
+        "{err}"
+    );
+}
+
 #[test]
 fn sniff_on_a_number_past_the_list_is_one_clear_line() {
     let err = one_line_error(&["sniff", "-i", "99999"]);
