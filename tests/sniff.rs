@@ -1643,6 +1643,62 @@ fn sniff_g_without_a_time_in_the_name_is_one_clear_line() {
     assert!(err.contains("each file would overwrite the last"), "{err}");
 }
 
+/// A link that goes down and comes back does not end the capture: sniff
+/// says so on stderr both times, and the packets after it are seen, since a
+/// flap is what someone watching may be waiting for. The interface deleted
+/// ends it by itself: one line naming the interface, the report with that
+/// error in its summary, exit 2. (A deletion after a flap used to leave
+/// sniff waiting for ever, one run in seven: the kernel tells a capture only
+/// of the link going down.)
+#[test]
+fn sniff_rides_out_a_link_flap_and_ends_when_the_interface_goes() {
+    if !privileged("sniff_rides_out_a_link_flap_and_ends_when_the_interface_goes") {
+        return;
+    }
+    let net = Net::new();
+    let _server = net.peer(&net.b, &["server", B4, "7028"]);
+    let mut sniff = Sniff::start(&net, &net.a, &net.a_if, &["port", "7028"]);
+    net.ip(&net.a, &["link", "set", &net.a_if, "down"]);
+    thread::sleep(Duration::from_millis(500));
+    net.ip(&net.a, &["link", "set", &net.a_if, "up"]);
+    let flap = [
+        format!(
+            "kaprobe: {} went down; the capture goes on when it comes back up",
+            net.a_if
+        ),
+        format!("kaprobe: {} is up again", net.a_if),
+    ];
+    let errors = sniff.errors.clone();
+    let told = || errors.lock().unwrap().ends_with(&flap);
+    assert!(wait_for(Duration::from_secs(3), told), "{errors:?}");
+    let _client = probing_client(&net, B4, "7028");
+    sniff.wait_for("keepalive_ack", 1, 15);
+    net.ip(&net.a, &["link", "del", &net.a_if]);
+    let status = exit_within(&mut sniff.child, 5);
+    assert_eq!(status, Some(2), "{:?}", sniff.errors.lock().unwrap());
+    sniff.reader.take().unwrap().join().unwrap();
+    let said = format!(
+        "kaprobe: capture on '{}' failed: The interface disappeared",
+        net.a_if
+    );
+    let stderr_has_it = || errors.lock().unwrap().contains(&said);
+    assert!(
+        wait_for(Duration::from_secs(2), stderr_has_it),
+        "{errors:?}"
+    );
+    let lines = sniff.lines.lock().unwrap();
+    let (summary, _) = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary", "{summary}");
+    let in_summary = summary["errors"].as_array().unwrap();
+    assert!(
+        in_summary
+            .iter()
+            .any(|e| said.ends_with(e.as_str().unwrap())),
+        "{summary}"
+    );
+    assert!(summary["keepalives"].as_u64().unwrap() >= 1, "{summary}");
+}
+
 /// A `-w` file that cannot be written (a full disk: /dev/full) stops the
 /// capture with one line and exit 2; the report of what came is printed.
 #[test]

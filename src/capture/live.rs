@@ -26,7 +26,7 @@ use std::time::Duration;
 use pcap::{Active, BreakLoop, Capture, Device, Linktype, Packet, PacketHeader};
 
 use super::savefiles::{Postrotate, SaveFiles, SaveOptions};
-use super::{frame, pcap_text, readable_within, Frame};
+use super::{frame, pcap_text, poll_within, say, Frame, Polled};
 use crate::wire::{LinkType, UnsupportedLinkType};
 
 /// The longest a captured packet waits in the kernel before libpcap can read
@@ -144,7 +144,20 @@ pub struct LiveCapture {
     /// Read end of a self-pipe that ends a wait early (see
     /// [`LiveCapture::wake_on`]).
     wake: Option<UnixStream>,
+    /// The interface went down and has not been seen up since (see
+    /// [`DOWN_CHECK`]).
+    down: bool,
 }
+
+/// How often the capture looks again at an interface that went down.
+///
+/// The kernel tells the capture's socket once, when the interface goes down
+/// (ENETDOWN), and says nothing more if it is then deleted. libpcap learns
+/// which of the two happened only when it is called again, and a capture
+/// that waited for packets would wait forever. So while the interface is
+/// down, libpcap is called at least this often: it ends the capture ("The
+/// interface disappeared") once the interface is gone.
+const DOWN_CHECK: Duration = Duration::from_millis(500);
 
 /// How long the kernel may hold a block of packets (see [`DELIVERY_DELAY`]).
 fn block_timeout(watched: bool) -> Duration {
@@ -209,6 +222,7 @@ impl LiveCapture {
             breaker,
             breaking: false,
             wake: None,
+            down: false,
         })
     }
 
@@ -285,11 +299,36 @@ impl LiveCapture {
     pub fn dispatch(
         &mut self,
         wait: Duration,
-        mut each: impl FnMut(Frame<'_>) -> bool,
+        each: impl FnMut(Frame<'_>) -> bool,
     ) -> Result<usize, LiveError> {
-        if !self.readable(wait)? {
+        let wait = if self.down {
+            wait.min(DOWN_CHECK)
+        } else {
+            wait
+        };
+        let polled = self.poll(wait)?;
+        if polled.error && !self.down {
+            self.down = true;
+            say(&format!(
+                "{} went down; the capture goes on when it comes back up",
+                self.iface
+            ));
+        }
+        // While down, read even without packets: the read is where libpcap
+        // finds out whether the interface is gone.
+        if !polled.ready && !self.down {
             return Ok(0);
         }
+        let n = self.read(each)?;
+        if self.down && (n > 0 || interface_up(&self.iface)) {
+            self.down = false;
+            say(&format!("{} is up again", self.iface));
+        }
+        Ok(n)
+    }
+
+    /// The packets the kernel has passed on (see [`LiveCapture::dispatch`]).
+    fn read(&mut self, mut each: impl FnMut(Frame<'_>) -> bool) -> Result<usize, LiveError> {
         let before = self.number;
         let (number, save) = (&mut self.number, &mut self.save);
         let (breaker, breaking) = (&self.breaker, &mut self.breaking);
@@ -350,9 +389,9 @@ impl LiveCapture {
     /// the descriptor is readable as soon as the kernel has passed on
     /// another block, so this costs one `poll` per block, where reading
     /// again until libpcap finds the ring empty cost a second one.
-    fn readable(&mut self, wait: Duration) -> Result<bool, LiveError> {
+    fn poll(&mut self, wait: Duration) -> Result<Polled, LiveError> {
         let wake = self.wake.as_ref().map(|w| w.as_fd());
-        readable_within(self.cap.as_fd(), wake, wait).map_err(|e| LiveError::Read {
+        poll_within(self.cap.as_fd(), wake, wait).map_err(|e| LiveError::Read {
             iface: self.iface.clone(),
             reason: e.to_string(),
         })
@@ -561,6 +600,14 @@ pub fn list_interfaces() -> Result<Vec<String>, LiveError> {
             format!("{}.{}{} [{}]", i + 1, d.name, desc, flags.join(", "))
         })
         .collect())
+}
+
+/// Whether the interface is there and up (IFF_UP, as libpcap asks it).
+fn interface_up(name: &str) -> bool {
+    use nix::net::if_::InterfaceFlags;
+    nix::ifaddrs::getifaddrs().is_ok_and(|mut all| {
+        all.any(|a| a.interface_name == name && a.flags.contains(InterfaceFlags::IFF_UP))
+    })
 }
 
 #[cfg(test)]

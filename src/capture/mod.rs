@@ -189,6 +189,24 @@ fn readable_within(
     wake: Option<BorrowedFd<'_>>,
     wait: std::time::Duration,
 ) -> nix::Result<bool> {
+    poll_within(fd, wake, wait).map(|p| p.ready)
+}
+
+/// What a wait on a capture's descriptor found.
+struct Polled {
+    /// Something to read, or a condition for the read to find out about.
+    ready: bool,
+    /// An error or hangup on the descriptor: for a packet socket, its
+    /// interface went down (ENETDOWN) or away.
+    error: bool,
+}
+
+/// [`readable_within`], also saying whether the descriptor reported an error.
+fn poll_within(
+    fd: BorrowedFd<'_>,
+    wake: Option<BorrowedFd<'_>>,
+    wait: std::time::Duration,
+) -> nix::Result<Polled> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     // Rounded up: a wait of a fraction of a millisecond must not become a
     // busy loop of `poll(0)` until the time comes.
@@ -203,12 +221,26 @@ fn readable_within(
             if let Some(w) = wake.filter(|_| fds[1].any().unwrap_or(true)) {
                 drain(w);
             }
-            // Flags nix does not know: let the read find out what they mean.
-            Ok(fds[0].any().unwrap_or(true))
+            let trouble = PollFlags::POLLERR | PollFlags::POLLHUP;
+            Ok(Polled {
+                // Flags nix does not know: let the read find out what they mean.
+                ready: fds[0].any().unwrap_or(true),
+                error: fds[0].revents().is_some_and(|r| r.intersects(trouble)),
+            })
         }
-        Err(nix::errno::Errno::EINTR) => Ok(false),
+        Err(nix::errno::Errno::EINTR) => Ok(Polled {
+            ready: false,
+            error: false,
+        }),
         Err(e) => Err(e),
     }
+}
+
+/// One line on stderr while a capture runs. Not eprintln!: a closed stderr
+/// must not end the capture.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "kaprobe: {line}");
 }
 
 /// Empty a non-blocking self-pipe, so that it wakes `poll` again only for

@@ -4,7 +4,7 @@
 //! the number padded to the digits of N-1; with `-G`, FILE holds strftime
 //! codes filled in with the local time each file starts at.
 
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::format::{Item, StrftimeItems};
 use pcap::{Active, Capture, Packet, Savefile};
 
-use super::{pcap_text, LiveError};
+use super::{pcap_text, say, LiveError};
 
 /// Where and how to write the captured packets.
 #[derive(Clone, Debug, Default)]
@@ -237,12 +237,6 @@ impl Postrotate {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-/// One line on stderr. Not eprintln!: a closed stderr must not end the
-/// capture.
-fn say(line: &str) {
-    let _ = writeln!(io::stderr(), "kaprobe: {line}");
 }
 
 fn say_failed(command: &str, file: &Path, status: ExitStatus) {
