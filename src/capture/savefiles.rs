@@ -231,7 +231,7 @@ impl Postrotate {
                 let n = self.running.len();
                 let files = if n == 1 { "file" } else { "files" };
                 say(&format!(
-                    "waiting for -z {command} on {n} {files} (Ctrl-C leaves it running)"
+                    "waiting for -z {command} on {n} {files} (Ctrl-C stops waiting and leaves it running)"
                 ));
             }
             std::thread::sleep(Duration::from_millis(20));
