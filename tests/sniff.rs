@@ -1699,6 +1699,29 @@ fn sniff_rides_out_a_link_flap_and_ends_when_the_interface_goes() {
     assert!(summary["keepalives"].as_u64().unwrap() >= 1, "{summary}");
 }
 
+/// An interface that is down at the start: one line that says so and how
+/// to bring it up, exit 2 (tcpdump: "That device is not up").
+#[test]
+fn sniff_on_an_interface_that_is_down_is_one_clear_line() {
+    if !privileged("sniff_on_an_interface_that_is_down_is_one_clear_line") {
+        return;
+    }
+    let net = Net::new();
+    net.ip(&net.a, &["link", "set", &net.a_if, "down"]);
+    let out = net
+        .cmd(&net.a, kaprobe())
+        .args(["sniff", "-i", &net.a_if, "--duration", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let said = format!(
+        "kaprobe: cannot capture on '{0}': it is down (bring it up: ip link set {0} up)\n",
+        net.a_if
+    );
+    assert_eq!(err, said);
+}
+
 /// A `-w` file that cannot be written (a full disk: /dev/full) stops the
 /// capture with one line and exit 2; the report of what came is printed.
 #[test]

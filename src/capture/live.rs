@@ -52,6 +52,8 @@ const IMMEDIATE_DELAY: Duration = Duration::from_millis(10);
 pub enum LiveError {
     #[error("no interface named '{0}' (kaprobe sniff -D lists them)")]
     NoSuchInterface(String),
+    #[error("cannot capture on '{0}': it is down (bring it up: ip link set {0} up)")]
+    InterfaceDown(String),
     #[error("no permission to capture on '{0}': {lacking}: {fix}", lacking = crate::privilege::lacking(&crate::privilege::CAPTURE), fix = crate::privilege::FIX)]
     Permission(String),
     #[error("cannot capture on '{iface}': {reason}")]
@@ -524,6 +526,8 @@ fn open_error(iface: &str, err: &pcap::Error) -> LiveError {
     let lower = text.to_lowercase();
     if lower.contains("no such device") {
         LiveError::NoSuchInterface(iface.to_string())
+    } else if lower.contains("not up") {
+        LiveError::InterfaceDown(iface.to_string())
     } else if lower.contains("permission") || lower.contains("not permitted") {
         LiveError::Permission(iface.to_string())
     } else {
