@@ -1383,6 +1383,20 @@ fn sniff_w_splits_files_by_size_and_keeps_a_ring_with_w() {
     assert_eq!(ring_files, ["ring.pcap0", "ring.pcap1"]);
 }
 
+/// A `-z` command for the tests: a script that waits `secs` seconds, then
+/// appends its argument (the file) to `log`.
+fn name_logger(name: &str, log: &Path, secs: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = temp(name);
+    let body = format!(
+        "#!/bin/sh\nsleep {secs}\necho \"$1\" >> {}\n",
+        log.display()
+    );
+    std::fs::write(&script, body).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
 /// `-C 1k -z COMMAND`, as tcpdump's -z: the command (here a script that
 /// takes a second, then logs its argument) runs on each file once sniff has
 /// moved on to the next, and on the last one when the capture ends, which
@@ -1397,14 +1411,7 @@ fn sniff_z_runs_the_command_on_every_file_it_wrote() {
     let net = Net::new();
     let split = temp("rotated.pcap");
     let log = temp("rotated.log");
-    let script = temp("log-name.sh");
-    let body = format!("#!/bin/sh\nsleep 1\necho \"$1\" >> {}\n", log.display());
-    std::fs::write(&script, body).unwrap();
-    Command::new("chmod")
-        .arg("+x")
-        .arg(&script)
-        .status()
-        .unwrap();
+    let script = name_logger("log-name.sh", &log, 1);
     let _server = net.peer(&net.b, &["server", B4, "7015"]);
     let args = ["-w", split.to_str().unwrap(), "-C", "1k", "-z"];
     let mut args: Vec<&str> = args.to_vec();
@@ -1570,17 +1577,7 @@ fn sniff_g_with_w_stops_after_that_many_files() {
     let net = Net::new();
     let dir = new_dir("rotate-gw");
     let log = temp("rotate-gw.log");
-    let script = temp("log-gw.sh");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\necho \"$1\" >> {}\n", log.display()),
-    )
-    .unwrap();
-    Command::new("chmod")
-        .arg("+x")
-        .arg(&script)
-        .status()
-        .unwrap();
+    let script = name_logger("log-gw.sh", &log, 0);
     let pattern = dir.join("w-%H%M%S.pcap");
     let _server = net.peer(&net.b, &["server", B4, "7027"]);
     let _client = probing_client(&net, B4, "7027");
