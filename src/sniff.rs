@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use crate::analyze::RunEnd;
 use crate::capture::{
-    check_time_pattern, choose_filter, filter_expr, link_type_by_name, list_interfaces,
-    list_link_types, resolve_interface, snapshot_length, wall_clock, LiveCapture, LiveError,
-    LiveOptions, SaveOptions,
+    check_postrotate, check_time_pattern, choose_filter, filter_expr, link_type_by_name,
+    list_interfaces, list_link_types, resolve_interface, snapshot_length, wall_clock, LiveCapture,
+    LiveError, LiveOptions, SaveOptions,
 };
 use crate::cli::SniffArgs;
 use crate::engine::{Engine, FrameRef, Live, Output};
@@ -330,6 +330,9 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
     }
     if args.postrotate_command.is_some() && !numbered {
         return Err("-z runs on each file that -C or -G closes: give one of them".into());
+    }
+    if let Some(command) = &args.postrotate_command {
+        check_postrotate(command)?;
     }
     if args.packets_to_stdout() && numbered {
         return Err(

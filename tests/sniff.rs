@@ -1976,6 +1976,21 @@ fn sniff_z_without_c_or_g_is_one_clear_line() {
     );
 }
 
+/// `-z 'gzip -9'` names a program that does not exist (no shell runs it):
+/// refused at the start, not when the first file closes hours later.
+#[test]
+fn sniff_z_with_no_such_program_is_one_clear_line() {
+    let args = [
+        "sniff", "-i", "lo", "-w", "x.pcap", "-C", "1", "-z", "gzip -9",
+    ];
+    let err = one_line_error(&args);
+    assert!(
+        err.contains("-z: no program 'gzip -9' to run: it runs as COMMAND FILE"),
+        "{err}"
+    );
+    assert!(!Path::new("x.pcap").exists(), "no capture was started");
+}
+
 #[test]
 fn sniff_w_dash_with_c_is_one_clear_line() {
     let err = one_line_error(&["sniff", "-i", "lo", "-w", "-", "-C", "1", "--duration", "1"]);

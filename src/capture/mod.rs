@@ -23,7 +23,7 @@ pub use live::{
     snapshot_length, LiveCapture, LiveError, LiveOptions, LiveStats,
 };
 pub use prefetch::{Batch, Prefetch};
-pub use savefiles::{check_time_pattern, parse_file_size, SaveOptions};
+pub use savefiles::{check_postrotate, check_time_pattern, parse_file_size, SaveOptions};
 
 pub use socket::{release_inherited, PacketSocket, RELEASE_COMMAND};
 

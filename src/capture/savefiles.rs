@@ -326,6 +326,39 @@ pub fn check_time_pattern(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// `-z COMMAND` is refused before the capture starts when COMMAND is not a
+/// program that can be run. It runs as `COMMAND FILE`, without a shell, as
+/// tcpdump runs it, so `-z 'gzip -9'` names a program called "gzip -9"; and
+/// the mistake would otherwise show only when the first file closes, which
+/// can be hours later.
+pub fn check_postrotate(command: &str) -> Result<(), String> {
+    if program_exists(command) {
+        return Ok(());
+    }
+    let hint = if command.contains(char::is_whitespace) {
+        ": it runs as COMMAND FILE, without a shell, so put the options in a script"
+    } else {
+        ""
+    };
+    Err(format!("-z: no program '{command}' to run{hint}"))
+}
+
+/// A file that can be run, at this path or in a directory of PATH.
+fn program_exists(command: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if command.contains('/') {
+        return runnable(Path::new(command));
+    }
+    !command.is_empty()
+        && std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths).any(|dir| runnable(&dir.join(command)))
+        })
+}
+
 /// The name of file number `index` after `base`, as tcpdump makes it.
 fn file_name(base: &Path, count: Option<u32>, index: u32) -> PathBuf {
     let width = count.map_or(0, |n| digits(n.saturating_sub(1)));
@@ -425,6 +458,23 @@ mod tests {
         assert_eq!(names(Some(10), 8..10), ["t.pcap8", "t.pcap9"]);
         assert_eq!(names(Some(11), 9..11), ["t.pcap09", "t.pcap10"]);
         assert_eq!(names(Some(1), 0..1), ["t.pcap"]);
+    }
+
+    #[test]
+    fn z_wants_a_program_that_can_run() {
+        assert!(check_postrotate("sh").is_ok());
+        assert!(check_postrotate("/bin/sh").is_ok());
+        let args = check_postrotate("sh -c").unwrap_err();
+        assert!(args.contains("no program 'sh -c'"), "{args}");
+        assert!(args.contains("put the options in a script"), "{args}");
+        let missing = check_postrotate("kp-no-such-program").unwrap_err();
+        assert_eq!(missing, "-z: no program 'kp-no-such-program' to run");
+        let plain = std::env::temp_dir().join(format!("kp-plain-{}", std::process::id()));
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        let not_runnable = check_postrotate(plain.to_str().unwrap());
+        std::fs::remove_file(&plain).unwrap();
+        assert!(not_runnable.is_err(), "a file without x bits");
+        assert!(check_postrotate("").is_err());
     }
 
     #[test]
