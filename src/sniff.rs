@@ -309,13 +309,17 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
         watched: args.line_buffered || args.events_on_terminal(),
         link_type,
     };
-    let save = args.write.as_ref().map(|path| SaveOptions {
-        path: path.clone(),
-        file_size: args.file_size,
-        file_count: args.file_count,
-        every: args.rotate_seconds.map(|s| Duration::from_secs(s.into())),
-        postrotate: args.postrotate_command.clone(),
-    });
+    let save = save_options(args)?;
+    let cap = open(&opts, save).map_err(|e| e.to_string())?;
+    if let Some(user) = user {
+        user.become_user().map_err(|e| e.to_string())?;
+    }
+    Ok((opts, cap))
+}
+
+/// The `-w` options, checked before the capture opens (a mistake in them
+/// would otherwise show only when a file closes, maybe hours later).
+fn save_options(args: &SniffArgs) -> Result<Option<SaveOptions>, String> {
     let numbered = args.file_size.is_some() || args.rotate_seconds.is_some();
     match (args.file_count, args.file_size, args.rotate_seconds) {
         (Some(_), None, None) => {
@@ -346,14 +350,16 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
                 .into(),
         );
     }
-    if let Some(save) = save.as_ref().filter(|s| s.every.is_some()) {
-        check_time_pattern(&save.path)?;
+    if let (Some(path), Some(_)) = (&args.write, args.rotate_seconds) {
+        check_time_pattern(path)?;
     }
-    let cap = open(&opts, save).map_err(|e| e.to_string())?;
-    if let Some(user) = user {
-        user.become_user().map_err(|e| e.to_string())?;
-    }
-    Ok((opts, cap))
+    Ok(args.write.as_ref().map(|path| SaveOptions {
+        path: path.clone(),
+        file_size: args.file_size,
+        file_count: args.file_count,
+        every: args.rotate_seconds.map(|s| Duration::from_secs(s.into())),
+        postrotate: args.postrotate_command.clone(),
+    }))
 }
 
 fn open(opts: &LiveOptions, save: Option<SaveOptions>) -> Result<LiveCapture, LiveError> {
