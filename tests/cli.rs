@@ -74,6 +74,38 @@ fn not_a_capture() {
     assert_one_line_error(&out, "not a pcap or pcapng capture");
 }
 
+/// A capture compressed by `sniff -z gzip`: the error says how to read it,
+/// and that way works.
+#[test]
+fn a_gzipped_capture_says_how_to_read_it() {
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/alive.pcap");
+    let path = temp("alive.pcap.gz");
+    let gz = Command::new("gzip")
+        .arg("-c")
+        .arg(&capture)
+        .output()
+        .unwrap();
+    std::fs::write(&path, gz.stdout).unwrap();
+    let out = kaprobe(&["analyze", path.to_str().unwrap()]);
+    let how = format!("zcat {} | kaprobe analyze -", path.display());
+    assert_one_line_error(
+        &out,
+        &format!("gzip-compressed, which libpcap cannot read: {how}"),
+    );
+    let piped = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zcat {} | {} analyze -",
+            path.display(),
+            env!("CARGO_BIN_EXE_kaprobe")
+        ))
+        .output()
+        .unwrap();
+    let plain = kaprobe(&["analyze", capture.to_str().unwrap()]);
+    assert_eq!(piped.status.code(), Some(0));
+    assert_eq!(piped.stdout, plain.stdout);
+}
+
 #[test]
 fn unknown_link_type_is_named() {
     let path = temp("user0.pcap");

@@ -336,6 +336,14 @@ fn is_stream(path: &Path) -> bool {
         })
 }
 
+/// Whether the file starts with gzip's magic number.
+fn gzipped(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 2];
+    std::fs::File::open(path).is_ok_and(|mut f| f.read_exact(&mut magic).is_ok())
+        && magic == [0x1f, 0x8b]
+}
+
 /// libpcap's open errors are terse ("unknown file format"); say what it means.
 fn open_reason(path: &Path, err: &pcap::Error) -> String {
     let text = pcap_text(err);
@@ -351,7 +359,14 @@ fn open_reason(path: &Path, err: &pcap::Error) -> String {
         return "standard input is empty or cut short before the pcap header".into();
     }
     if text.contains("unknown file format") || text.contains("bad dump file format") {
-        return "not a pcap or pcapng capture (gzip-compressed? run gunzip first)".into();
+        if gzipped(path) {
+            // `sniff -z gzip` makes these; libpcap does not read them.
+            let file = path.display();
+            return format!(
+                "gzip-compressed, which libpcap cannot read: zcat {file} | kaprobe analyze -"
+            );
+        }
+        return "not a pcap or pcapng capture".into();
     }
     if text.contains("truncated") {
         return format!("{text} (the file is cut short)");
