@@ -59,6 +59,7 @@ impl SaveFiles {
         let base = stamped(&opts);
         let name = file_name(&base, ring(&opts), 0);
         let file = open(cap, &name)?;
+        let running = Postrotate::new(opts.postrotate.clone());
         let mut files = SaveFiles {
             opts,
             file,
@@ -68,7 +69,7 @@ impl SaveFiles {
             written: FILE_HEADER,
             started: Instant::now(),
             opened: 1,
-            running: Postrotate::default(),
+            running,
         };
         // The header at once to a reader of `-w -` (wireshark -k -i -), which
         // waits for it before it shows anything. A file gets it with the first
@@ -137,17 +138,8 @@ impl SaveFiles {
         self.index = index;
         self.opened = self.opened.saturating_add(1);
         self.written = FILE_HEADER;
-        self.postrotate(&closed);
+        self.running.start(&closed);
         Ok(())
-    }
-
-    /// `-z`: `COMMAND FILE` on a file just closed, beside the capture and at
-    /// the lowest priority, as tcpdump runs it. A command that cannot start
-    /// is said on stderr; the capture goes on.
-    fn postrotate(&mut self, closed: &Path) {
-        if let Some(command) = self.opts.postrotate.as_deref() {
-            self.running.start(command, closed);
-        }
     }
 
     /// Close the last file and, with `-z`, run the command on it too, so
@@ -156,18 +148,14 @@ impl SaveFiles {
     /// and the `-z` commands still running, for [`Postrotate::wait`].
     pub fn close(mut self) -> (Result<(), LiveError>, Postrotate) {
         let flushed = self.flush();
-        let numbered = self.opts.file_size.is_some() || self.opts.every.is_some();
         let SaveFiles {
             file,
             name,
             mut running,
-            opts,
             ..
         } = self;
         drop(file);
-        if let (Some(command), true) = (opts.postrotate.as_deref(), numbered) {
-            running.start(command, &name);
-        }
+        running.start(&name);
         (flushed, running)
     }
 
@@ -177,10 +165,12 @@ impl SaveFiles {
     }
 }
 
-/// The `-z` commands started and not yet seen to end, with their files.
+/// `-z`: the command, and its runs started and not yet seen to end, with
+/// their files.
 #[derive(Default)]
 pub struct Postrotate {
-    running: Vec<(Child, PathBuf, String)>,
+    command: Option<String>,
+    running: Vec<(Child, PathBuf)>,
 }
 
 /// How long the end of a capture waits for `-z` commands before it says
@@ -188,21 +178,32 @@ pub struct Postrotate {
 const QUIET_WAIT: Duration = Duration::from_secs(1);
 
 impl Postrotate {
-    fn start(&mut self, command: &str, file: &Path) {
+    fn new(command: Option<String>) -> Postrotate {
+        Postrotate {
+            command,
+            running: Vec::new(),
+        }
+    }
+
+    /// `COMMAND FILE` on a file just closed, beside the capture and at the
+    /// lowest priority, as tcpdump runs it. A command that cannot start is
+    /// said on stderr; the capture goes on.
+    fn start(&mut self, file: &Path) {
         self.reap();
+        let Some(command) = self.command.as_deref() else {
+            return;
+        };
         match spawn_niced(command, file) {
-            Ok(child) => self
-                .running
-                .push((child, file.to_path_buf(), command.to_string())),
-            // Not eprintln!: a closed stderr must not end the capture.
+            Ok(child) => self.running.push((child, file.to_path_buf())),
             Err(e) => say(&format!("-z {command}: cannot run it: {e}")),
         }
     }
 
     /// Forget the commands that have ended, saying which of them failed.
     fn reap(&mut self) {
+        let command = self.command.as_deref().unwrap_or_default();
         self.running
-            .retain_mut(|(child, file, command)| match child.try_wait() {
+            .retain_mut(|(child, file)| match child.try_wait() {
                 Ok(Some(status)) => {
                     say_failed(command, file, status);
                     false
@@ -227,7 +228,7 @@ impl Postrotate {
             }
             if !said && began.elapsed() >= QUIET_WAIT {
                 said = true;
-                let (_, _, command) = &self.running[0];
+                let command = self.command.as_deref().unwrap_or_default();
                 let n = self.running.len();
                 let files = if n == 1 { "file" } else { "files" };
                 say(&format!(

@@ -79,13 +79,9 @@ impl<'w> Reporter<'w> {
     /// For live capture: event lines always (the caller flushes them with
     /// [`Reporter::flush`] after each batch of packets).
     pub fn live(args: &OutputArgs, interface: String, out: &'w mut dyn Write) -> Reporter<'w> {
-        let args = OutputArgs {
-            verbose: true,
-            ..args.clone()
-        };
-        let mut reporter = Reporter::new(&args, Vec::new(), out);
+        let mut reporter = Reporter::new(args, Vec::new(), out);
+        reporter.judge_live();
         reporter.summary.interface = Some(interface);
-        reporter.summary.judging = true;
         reporter
     }
 
