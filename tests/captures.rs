@@ -379,6 +379,69 @@ fn as_live_judgements_name_their_file() {
     }
 }
 
+/// `captures/NAME` cut in two after frame `at`, as a rotating capture (`-C`,
+/// `-G`) would: `A.pcap` holds frames 1..=at, `B.pcap` the rest, each
+/// numbered from 1. The paths of both.
+fn cut(name: &str, at: usize) -> [std::path::PathBuf; 2] {
+    let dir = std::env::temp_dir().join(format!("kaprobe-cut-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("captures")
+        .join(name);
+    let mut input = pcap::Capture::from_file(path).unwrap();
+    let parts = [dir.join("A.pcap"), dir.join("B.pcap")];
+    let mut out = [&parts[0], &parts[1]].map(|p| input.savefile(p).unwrap());
+    let mut n = 0;
+    while let Ok(packet) = input.next_packet() {
+        n += 1;
+        out[usize::from(n > at)].write(&packet);
+    }
+    parts
+}
+
+fn analyze(args: &[&str], files: &[std::path::PathBuf]) -> Vec<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+        .args(["analyze", "--json"])
+        .args(args)
+        .args(files)
+        .output()
+        .expect("run kaprobe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A probe at the end of one file and what judges it in the next: the
+/// answer says which file its probe is in, and a probe judged unanswered at
+/// the prober's next probe is named by its own file and frame.
+#[test]
+fn a_probe_and_its_answer_in_two_files_name_each_file() {
+    let [a, b] = cut("alive.pcap", 8);
+    let lines = analyze(&["-v"], &[a.clone(), b.clone()]);
+    let ack = lines.iter().find(|v| v["type"] == "keepalive_ack").unwrap();
+    assert_eq!(ack["file"], b.to_str().unwrap(), "{ack}");
+    assert_eq!(ack["frame"], 1, "{ack}");
+    assert_eq!(ack["probe_frame"], 8, "{ack}");
+    assert_eq!(ack["probe_file"], a.to_str().unwrap(), "{ack}");
+    let later = lines.iter().filter(|v| v["type"] == "keepalive_ack").nth(1);
+    assert!(
+        later.unwrap().get("probe_file").is_none(),
+        "same file: not named"
+    );
+
+    let [a, b] = cut("dead-peer.pcap", 12);
+    let lines = analyze(&["--as-live", "--grace", "2"], &[a.clone(), b.clone()]);
+    let judged = lines.iter().find(|v| v["type"] == "unanswered").unwrap();
+    assert_eq!(judged["file"], a.to_str().unwrap(), "{judged}");
+    assert_eq!(judged["frame"], 12, "{judged}");
+}
+
 /// A grace period shorter than the round trip (here 10 us against 43-70 us)
 /// reports each probe `unanswered` before its ACK comes: the ACK is then
 /// marked late, the summary counts it, and the report still counts the

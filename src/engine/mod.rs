@@ -783,6 +783,7 @@ fn step(
                 emit(&Event {
                     rtt: Some(rtt),
                     probe_frame: Some(p.frame),
+                    probe_file: Some(p.file),
                     late: p.reported,
                     ..event(kind)
                 });
@@ -833,6 +834,7 @@ fn step(
             shape,
             seq: seg.seq,
             time: at.time,
+            file: at.file,
             frame: at.frame,
             reported: false,
         }),
@@ -857,8 +859,9 @@ fn judge_given_up(
         return;
     };
     let probe = FrameRef {
+        file: p.file,
         frame: p.frame,
-        ..at
+        time: at.time,
     };
     if let Some(e) = unanswered(conn, key, side, probe) {
         emit(&e);

@@ -59,6 +59,8 @@ pub struct Event {
     /// For answers: time since the probe, and the probe's frame.
     pub rtt: Option<Micros>,
     pub probe_frame: Option<u64>,
+    /// The probe's file, for answers (see `probe_frame`).
+    pub probe_file: Option<usize>,
     /// For `unanswered` and `dead`: unanswered probes so far, and the idle
     /// and interval inferred from them.
     pub unanswered: Option<u32>,
@@ -114,6 +116,7 @@ impl Event {
             len: 0,
             rtt: None,
             probe_frame: None,
+            probe_file: None,
             unanswered: None,
             idle: None,
             interval: None,

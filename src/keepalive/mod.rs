@@ -254,6 +254,9 @@ pub struct Pending {
     pub shape: Shape,
     pub seq: u32,
     pub time: Micros,
+    /// Where the probe was: its file (an index into the files given) and
+    /// frame.
+    pub file: usize,
     pub frame: u64,
     /// Live: already reported `unanswered` (its grace period ran out), so
     /// an answer now comes late.

@@ -228,6 +228,7 @@ fn pending(shape: Shape) -> Pending {
         shape,
         seq: 999,
         time: 10 * SEC,
+        file: 0,
         frame: 7,
         reported: false,
     }

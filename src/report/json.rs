@@ -61,6 +61,10 @@ struct EventLine<'a> {
     rtt_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     probe_frame: Option<u64>,
+    /// Only where the probe was in another file than its answer: a capture
+    /// rotated between the two.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probe_file: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     unanswered: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -224,6 +228,10 @@ impl<W: Write> JsonWriter<W> {
             file: file_name(&self.files, e.file),
             rtt_ms: e.rtt.filter(|_| answer).map(ms),
             probe_frame: e.probe_frame,
+            probe_file: e
+                .probe_file
+                .filter(|&f| f != e.file)
+                .map(|f| file_name(&self.files, f)),
             unanswered: e.unanswered,
             idle_s: e.idle.filter(|_| judged).map(s),
             interval_s: e.interval.filter(|_| judged).map(s),

@@ -118,15 +118,19 @@ impl<'w> Reporter<'w> {
         let result = match &mut self.format {
             Format::Json(w) => w.event(e),
             Format::Text { out, .. } => {
+                let name = |i| self.files.get(i).map(String::as_str).unwrap_or("");
                 let file = if self.files.len() > 1 {
-                    format!(
-                        "{} ",
-                        self.files.get(e.file).map(String::as_str).unwrap_or("")
-                    )
+                    format!("{} ", name(e.file))
                 } else {
                     String::new()
                 };
-                writeln!(out, "{}", event_line(e, &file))
+                // An answer in the file after its probe's (a rotated
+                // capture) names the probe's file too.
+                let probe_file = match e.probe_file {
+                    Some(f) if f != e.file => format!("{} ", name(f)),
+                    _ => String::new(),
+                };
+                writeln!(out, "{}", event_line(e, &file, &probe_file))
             }
         };
         self.unflushed = true;
