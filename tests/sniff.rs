@@ -1619,6 +1619,64 @@ fn sniff_g_with_w_stops_after_that_many_files() {
     assert_eq!(printed, timed_probe_events(&analyze_json_files(&files)));
 }
 
+/// `-G 1 -W 3` under steady traffic slices by the packets' own times: the
+/// files are consecutive seconds (named `%s`, seconds since 1970, so each
+/// name is the last plus one), and every packet is in the file of the second
+/// it was captured in, from the first second (when sniff started) on. tcpdump
+/// starts the next file when a packet arrives after the period, so the
+/// packets still in the kernel's buffer then go into the next file. The last
+/// file stops at its period's end, and the three hold exactly the packets
+/// sniff analyzed.
+#[test]
+fn sniff_g_puts_each_packet_in_the_file_of_its_period() {
+    if !privileged("sniff_g_puts_each_packet_in_the_file_of_its_period") {
+        return;
+    }
+    let net = Net::new();
+    let dir = new_dir("rotate-g-exact");
+    let pattern = dir.join("%s.pcap");
+    let _server = net.peer(&net.b, &["server", B4, "7031"]);
+    let args = [
+        "-w",
+        pattern.to_str().unwrap(),
+        "-G",
+        "1",
+        "-W",
+        "3",
+        "port",
+        "7031",
+    ];
+    let sniff = Sniff::start(&net, &net.a, &net.a_if, &args);
+    let client = ["client", B4, "7031", "--send-every", "0.01", "--hold", "6"];
+    let _client = net.peer(&net.a, &client);
+    let lines = sniff.ended(10);
+    let files = files_in(&dir);
+    let second = |f: &PathBuf| -> i64 { f.file_stem().unwrap().to_str().unwrap().parse().unwrap() };
+    let names: Vec<i64> = files.iter().map(second).collect();
+    let first = names[0];
+    assert_eq!(names, [first, first + 1, first + 2], "{files:?}");
+    // Each file's period is [start + i s, start + (i + 1) s), where start,
+    // when sniff began, is within the second the first file is named by.
+    const SEC: i64 = 1_000_000;
+    let (mut latest_start, mut earliest_start) = (first * SEC, (first + 1) * SEC - 1);
+    let mut packets = 0;
+    for (i, f) in files.iter().enumerate() {
+        let times: Vec<i64> = segments(f).iter().map(|(t, _)| *t).collect();
+        assert!(!times.is_empty(), "{}: traffic every 10 ms", f.display());
+        let offset = i as i64 * SEC;
+        let (lo, hi) = (times[0], *times.last().unwrap());
+        latest_start = latest_start.max(hi - offset - SEC + 1);
+        earliest_start = earliest_start.min(lo - offset);
+        packets += times.len();
+    }
+    assert!(
+        latest_start <= earliest_start,
+        "no start time puts every packet in its second's file: {latest_start} > {earliest_start}"
+    );
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["frames"], packets as u64, "{summary}");
+}
+
 #[test]
 fn sniff_w_needs_c_or_g_and_not_both() {
     let alone = one_line_error(&["sniff", "-i", "lo", "-w", "x.pcap", "-W", "2"]);

@@ -26,7 +26,8 @@ use std::time::Duration;
 use pcap::{Active, BreakLoop, Capture, Device, Linktype, Packet, PacketHeader};
 
 use super::savefiles::{Postrotate, SaveFiles, SaveOptions};
-use super::{frame, pcap_text, poll_within, say, Frame, Polled};
+use super::{frame, pcap_text, poll_within, say, wall_clock, Frame, Polled};
+use crate::flow::Micros;
 use crate::wire::{LinkType, UnsupportedLinkType};
 
 /// The longest a captured packet waits in the kernel before libpcap can read
@@ -149,6 +150,8 @@ pub struct LiveCapture {
     /// The interface went down and has not been seen up since (see
     /// [`DOWN_CHECK`]).
     down: bool,
+    /// `-G -W N`: a packet from after the last file's period was read.
+    past_the_last: bool,
 }
 
 /// How often the capture looks again at an interface that went down.
@@ -225,6 +228,7 @@ impl LiveCapture {
             breaking: false,
             wake: None,
             down: false,
+            past_the_last: false,
         })
     }
 
@@ -252,7 +256,14 @@ impl LiveCapture {
 
     /// `-G`: how long until the `-w` file is due to be replaced.
     pub fn rotation_in(&self) -> Option<Duration> {
-        self.save.as_ref().and_then(SaveFiles::time_left)
+        let save = self.save.as_ref()?;
+        save.time_left(self.rotation_delay())
+    }
+
+    /// How long after a period's end its last packets may still be in the
+    /// kernel: as the read after a stop, twice the delivery delay.
+    fn rotation_delay(&self) -> Micros {
+        2 * self.delay.as_micros() as Micros
     }
 
     /// `-G`: start the next file once this one's period is over, whether or
@@ -264,9 +275,13 @@ impl LiveCapture {
     /// Returns whether the capture is over: with `-G -W N`, the Nth file's
     /// period has ended.
     pub fn rotate_if_old(&mut self) -> Result<bool, LiveError> {
+        // The clock as of the packets now read: any still in the kernel were
+        // captured after this.
+        let now = wall_clock().saturating_sub(self.rotation_delay());
         match self.save.as_mut() {
-            Some(save) if save.old() && save.last() => Ok(true),
-            Some(save) if save.old() => save.next_file(&self.cap).map(|()| false),
+            _ if self.past_the_last => Ok(true),
+            Some(save) if save.past_the_last(now) => Ok(true),
+            Some(save) if save.old(now) => save.next_file(&self.cap, now).map(|()| false),
             _ => Ok(false),
         }
     }
@@ -334,15 +349,24 @@ impl LiveCapture {
         let before = self.number;
         let (number, save) = (&mut self.number, &mut self.save);
         let (breaker, breaking) = (&self.breaker, &mut self.breaking);
+        let past_the_last = &mut self.past_the_last;
         // Packets for the next `-w` file: it can only be opened from the
         // live handle, which is busy here, so they wait until the read is
         // stopped (libpcap stops after the current block of packets).
         let mut held: Vec<(PacketHeader, Vec<u8>)> = Vec::new();
         let read = self.cap.dispatch(None, |packet| {
+            let f = frame(*number + 1, packet.header, packet.data);
+            // -G -W: the capture is over; the packet is neither saved nor
+            // analyzed, so that the files hold what was analyzed.
+            if save.as_ref().is_some_and(|s| s.past_the_last(f.time)) {
+                *past_the_last = true;
+                return;
+            }
             *number += 1;
-            let taken = each(frame(*number, packet.header, packet.data));
+            let time = f.time;
+            let taken = each(f);
             if let (Some(save), true) = (save.as_mut(), taken) {
-                if held.is_empty() && !save.due() {
+                if held.is_empty() && !save.due(time) {
                     save.write(&packet);
                 } else {
                     held.push((*packet.header, packet.data.to_vec()));
@@ -377,8 +401,9 @@ impl LiveCapture {
             return Ok(());
         };
         for (header, data) in held {
-            if save.due() {
-                save.next_file(&self.cap)?;
+            let at = frame(0, header, data).time;
+            if save.due(at) {
+                save.next_file(&self.cap, at)?;
             }
             save.write(&Packet::new(header, data));
         }

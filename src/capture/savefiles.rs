@@ -3,6 +3,12 @@
 //! names them: FILE, FILE1, FILE2, ... or, with `-W N`, FILE0 ... FILE(N-1),
 //! the number padded to the digits of N-1; with `-G`, FILE holds strftime
 //! codes filled in with the local time each file starts at.
+//!
+//! `-G` slices by the packets' own timestamps: each file holds the packets
+//! captured in its period, [start, start + every), and the next period starts
+//! where the last one ended. tcpdump starts a new file when a packet arrives
+//! after the period, so the packets still in the kernel's buffer at that
+//! moment land in the next file, and each period starts a little later.
 
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -10,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::flow::Micros;
 
 use chrono::format::{Item, StrftimeItems};
 use pcap::{Active, Capture, Packet, Savefile};
@@ -25,8 +33,8 @@ pub struct SaveOptions {
     /// `-W`: with `file_size`, reuse the names of this many files, oldest
     /// first; with `every` alone, end the capture after this many files.
     pub file_count: Option<u32>,
-    /// Start a new file when the current one is this old (on the clock:
-    /// see `LiveCapture::rotate_if_old`).
+    /// Start a new file for the packets captured this long after the
+    /// current one's start (see the module's comment).
     pub every: Option<Duration>,
     /// `-z`: run as `COMMAND FILE` on each file once it is closed: when the
     /// next one is open, and the last one when the capture ends.
@@ -45,7 +53,8 @@ pub struct SaveFiles {
     name: PathBuf,
     index: u32,
     written: u64,
-    started: Instant,
+    /// `-G`: the end of this file's period, on the capture's clock.
+    ends: Micros,
     /// Files opened so far, the first included.
     opened: u32,
     /// `-z` commands started and not yet seen to end (reaped as files turn).
@@ -56,7 +65,9 @@ pub struct SaveFiles {
 /// capture's link type and snapshot length, as tcpdump's files do.
 impl SaveFiles {
     pub fn create(opts: SaveOptions, cap: &Capture<Active>) -> Result<SaveFiles, LiveError> {
-        let base = stamped(&opts);
+        let start = super::wall_clock();
+        let base = stamped(&opts, start);
+        let ends = start.saturating_add(every(&opts));
         let name = file_name(&base, ring(&opts), 0);
         let file = open(cap, &name)?;
         let running = Postrotate::new(opts.postrotate.clone());
@@ -67,7 +78,7 @@ impl SaveFiles {
             name,
             index: 0,
             written: FILE_HEADER,
-            started: Instant::now(),
+            ends,
             opened: 1,
             running,
         };
@@ -80,19 +91,25 @@ impl SaveFiles {
         Ok(files)
     }
 
-    /// Whether the next packet belongs in a new file: this one is full
-    /// (`-C`) or old enough (`-G`).
-    pub fn due(&self) -> bool {
+    /// Whether a packet captured at `at` belongs in a new file: this one is
+    /// full (`-C`) or its period is over (`-G`).
+    pub fn due(&self, at: Micros) -> bool {
         let full = self
             .opts
             .file_size
             .is_some_and(|limit| self.written > limit);
-        (self.old() && !self.last()) || full
+        (self.old(at) && !self.last()) || full
     }
 
-    /// `-G`: this file has been written to for its whole period.
-    pub fn old(&self) -> bool {
-        self.opts.every.is_some_and(|d| self.started.elapsed() >= d)
+    /// `-G`: this file's period is over at `at`.
+    pub fn old(&self, at: Micros) -> bool {
+        self.opts.every.is_some() && at >= self.ends
+    }
+
+    /// `-G -W N`: a packet captured at `at` comes after the last file's
+    /// period, so after the capture.
+    pub fn past_the_last(&self, at: Micros) -> bool {
+        self.last() && self.old(at)
     }
 
     /// `-G -W N`: this is the Nth file, after which the capture ends (the
@@ -102,18 +119,29 @@ impl SaveFiles {
         limit.is_some_and(|n| self.opened >= n)
     }
 
-    /// `-G`: how long until this file's period is over.
-    pub fn time_left(&self) -> Option<Duration> {
-        let every = self.opts.every?;
-        Some(every.saturating_sub(self.started.elapsed()))
+    /// `-G`: how long on the clock until this file's period is over, plus
+    /// `delay` for its last packets to come out of the kernel.
+    pub fn time_left(&self, delay: Micros) -> Option<Duration> {
+        self.opts.every?;
+        let left = self.ends.saturating_add(delay) - super::wall_clock();
+        Some(Duration::from_micros(left.max(0) as u64))
     }
 
-    /// Move on to the next file: with -G a new time-stamped name, with -C
-    /// the next number (back to the first one with -W).
-    pub fn next_file(&mut self, cap: &Capture<Active>) -> Result<(), LiveError> {
-        if self.old() {
-            self.base = stamped(&self.opts);
-            self.started = Instant::now();
+    /// Move on to the next file, for a packet captured at `at` (or the clock
+    /// at `at`): with -G the next period's, named by its start, with -C the
+    /// next number (back to the first one with -W).
+    pub fn next_file(&mut self, cap: &Capture<Active>, at: Micros) -> Result<(), LiveError> {
+        if self.old(at) {
+            let every = every(&self.opts);
+            // A jump of the clock (a suspended machine) starts afresh at
+            // `at` rather than leaving a file for every period missed.
+            let start = if at < self.ends.saturating_add(every) {
+                self.ends
+            } else {
+                at
+            };
+            self.base = stamped(&self.opts, start);
+            self.ends = start.saturating_add(every);
             return self.start_file(cap, 0);
         }
         let next = match ring(&self.opts) {
@@ -292,17 +320,25 @@ fn ring(opts: &SaveOptions) -> Option<u32> {
     opts.file_count.filter(|_| opts.file_size.is_some())
 }
 
-/// FILE with -G's strftime codes filled in with the local time now.
-fn stamped(opts: &SaveOptions) -> PathBuf {
+/// FILE with -G's strftime codes filled in with the local time at `at`.
+fn stamped(opts: &SaveOptions, at: Micros) -> PathBuf {
     if opts.every.is_none() {
         return opts.path.clone();
     }
     let pattern = opts.path.to_string_lossy();
+    let Some(time) = chrono::DateTime::from_timestamp_micros(at) else {
+        return opts.path.clone();
+    };
     PathBuf::from(
-        chrono::Local::now()
+        time.with_timezone(&chrono::Local)
             .format_with_items(StrftimeItems::new(&pattern))
             .to_string(),
     )
+}
+
+/// `-G`'s period in microseconds (0 without it).
+fn every(opts: &SaveOptions) -> Micros {
+    opts.every.map_or(0, |d| d.as_micros() as Micros)
 }
 
 /// `-G` with a FILE that would name every file the same, or that chrono
@@ -438,13 +474,14 @@ mod tests {
             every: Some(Duration::from_secs(1)),
             ..SaveOptions::default()
         };
+        let now = crate::capture::wall_clock();
         let year = chrono::Local::now().format("%Y").to_string();
-        assert_eq!(stamped(&opts), PathBuf::from(format!("t-{year}.pcap")));
+        assert_eq!(stamped(&opts, now), PathBuf::from(format!("t-{year}.pcap")));
         let plain = SaveOptions {
             path: "t-%Y.pcap".into(),
             ..SaveOptions::default()
         };
-        assert_eq!(stamped(&plain), PathBuf::from("t-%Y.pcap"));
+        assert_eq!(stamped(&plain, now), PathBuf::from("t-%Y.pcap"));
     }
 
     #[test]
