@@ -17,10 +17,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::flow::Micros;
-
 use chrono::format::{Item, StrftimeItems};
 use pcap::{Active, Capture, Packet, Savefile};
+
+use crate::flow::Micros;
 
 use super::{pcap_text, say, LiveError};
 
@@ -101,9 +101,9 @@ impl SaveFiles {
         (self.old(at) && !self.last()) || full
     }
 
-    /// `-G`: this file's period is over at `at`.
+    /// `-G`: this file's period is over at `at` (see [`period_over`]).
     pub fn old(&self, at: Micros) -> bool {
-        self.opts.every.is_some() && at >= self.ends
+        period_over(self.ends, every(&self.opts), at)
     }
 
     /// `-G -W N`: a packet captured at `at` comes after the last file's
@@ -133,13 +133,7 @@ impl SaveFiles {
     pub fn next_file(&mut self, cap: &Capture<Active>, at: Micros) -> Result<(), LiveError> {
         if self.old(at) {
             let every = every(&self.opts);
-            // A jump of the clock (a suspended machine) starts afresh at
-            // `at` rather than leaving a file for every period missed.
-            let start = if at < self.ends.saturating_add(every) {
-                self.ends
-            } else {
-                at
-            };
+            let start = next_start(self.ends, every, at);
             self.base = stamped(&self.opts, start);
             self.ends = start.saturating_add(every);
             return self.start_file(cap, 0);
@@ -336,6 +330,25 @@ fn stamped(opts: &SaveOptions, at: Micros) -> PathBuf {
     )
 }
 
+/// `-G`: whether the period of `every` ending at `ends` is over at `at`:
+/// `at` is past it, or the clock was set back by more than a period (a
+/// packet a moment before the period's start was late out of the kernel,
+/// and stays in this file).
+fn period_over(ends: Micros, every: Micros, at: Micros) -> bool {
+    every > 0 && (at >= ends || at < ends.saturating_sub(2 * every))
+}
+
+/// `-G`: where the period for `at` starts, after the one ending at `ends`:
+/// right after it, or at `at` after a jump of the clock (a suspended
+/// machine, the clock set) rather than a file for every period missed.
+fn next_start(ends: Micros, every: Micros, at: Micros) -> Micros {
+    if (ends..ends.saturating_add(every)).contains(&at) {
+        ends
+    } else {
+        at
+    }
+}
+
 /// `-G`'s period in microseconds (0 without it).
 fn every(opts: &SaveOptions) -> Micros {
     opts.every.map_or(0, |d| d.as_micros() as Micros)
@@ -465,6 +478,23 @@ mod tests {
         );
         let bad = check_time_pattern(Path::new("trace-%Q.pcap")).unwrap_err();
         assert!(bad.contains("not a strftime one"), "{bad}");
+    }
+
+    #[test]
+    fn g_periods_follow_each_other_by_the_packets_times() {
+        const S: Micros = 1_000_000;
+        let ends = 100 * S;
+        // The period is [99 s, 100 s).
+        assert!(!period_over(ends, S, ends - 1));
+        assert!(period_over(ends, S, ends));
+        assert!(!period_over(ends, 0, ends), "without -G, never");
+        // Late out of the kernel, just before the start: stays.
+        assert!(!period_over(ends, S, ends - S - S / 2));
+        // The clock set back by more than a period.
+        assert!(period_over(ends, S, ends - 2 * S - 1));
+        assert_eq!(next_start(ends, S, ends + S / 2), ends, "no drift");
+        assert_eq!(next_start(ends, S, ends + 5 * S), ends + 5 * S);
+        assert_eq!(next_start(ends, S, 3 * S), 3 * S);
     }
 
     #[test]
