@@ -6,6 +6,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+use common::analyze_json_with;
+
 struct Report {
     lines: Vec<Value>,
 }
@@ -399,31 +402,13 @@ fn cut(name: &str, at: usize) -> [std::path::PathBuf; 2] {
     parts
 }
 
-fn analyze(args: &[&str], files: &[std::path::PathBuf]) -> Vec<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
-        .args(["analyze", "--json"])
-        .args(args)
-        .args(files)
-        .output()
-        .expect("run kaprobe");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// A probe at the end of one file and what judges it in the next: the
 /// answer says which file its probe is in, and a probe judged unanswered at
 /// the prober's next probe is named by its own file and frame.
 #[test]
 fn a_probe_and_its_answer_in_two_files_name_each_file() {
     let [a, b] = cut("alive.pcap", 8);
-    let lines = analyze(&["-v"], &[a.clone(), b.clone()]);
+    let lines = analyze_json_with(&["-v"], &[a.clone(), b.clone()]);
     let ack = lines.iter().find(|v| v["type"] == "keepalive_ack").unwrap();
     assert_eq!(ack["file"], b.to_str().unwrap(), "{ack}");
     assert_eq!(ack["frame"], 1, "{ack}");
@@ -436,7 +421,7 @@ fn a_probe_and_its_answer_in_two_files_name_each_file() {
     );
 
     let [a, b] = cut("dead-peer.pcap", 12);
-    let lines = analyze(&["--as-live", "--grace", "2"], &[a.clone(), b.clone()]);
+    let lines = analyze_json_with(&["--as-live", "--grace", "2"], &[a.clone(), b.clone()]);
     let judged = lines.iter().find(|v| v["type"] == "unanswered").unwrap();
     assert_eq!(judged["file"], a.to_str().unwrap(), "{judged}");
     assert_eq!(judged["frame"], 12, "{judged}");

@@ -209,25 +209,6 @@ fn analyze_json_files(files: &[PathBuf]) -> Vec<Value> {
     analyze_json_with(&[], files)
 }
 
-/// `kaprobe analyze --json ARGS FILE...`, which must succeed: its lines.
-fn analyze_json_with(args: &[&str], files: &[PathBuf]) -> Vec<Value> {
-    let out = Command::new(kaprobe())
-        .args(["analyze", "--json"])
-        .args(args)
-        .args(files)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// The probe/answer events, as (type, frame, src, dst).
 fn probe_events(lines: &[Value]) -> Vec<(String, u64, String, String)> {
     let kinds = [

@@ -15,6 +15,8 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 pub const A4: &str = "192.0.2.1";
 pub const B4: &str = "192.0.2.2";
 pub const A6: &str = "2001:db8::1";
@@ -280,6 +282,25 @@ pub fn segments(path: &Path) -> Vec<(i64, kaprobe::wire::Segment)> {
         }
     }
     all
+}
+
+/// `kaprobe analyze --json ARGS FILE...`, which must succeed: its lines.
+pub fn analyze_json_with(args: &[&str], files: &[PathBuf]) -> Vec<Value> {
+    let out = Command::new(kaprobe())
+        .args(["analyze", "--json"])
+        .args(args)
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// Wall clock in microseconds, as capture timestamps count.
