@@ -33,7 +33,7 @@ use crate::wire::{Endpoint, LinkType};
 pub use craft::{CraftError, SegmentSpec, Timestamps};
 pub use reply::{parse as parse_reply, IcmpError, Reply, TcpReply};
 pub use sender::{RawSender, SendError};
-pub use session::{Learned, Outcome, Plan, Sent, Session, Verdict};
+pub use session::{Learned, Outcome, Outstanding, Plan, Sent, Session, Verdict};
 pub use table::{TableError, TcpInfo, TcpSocket};
 pub use target::{Target, TargetError};
 
@@ -192,6 +192,17 @@ fn seed() -> u64 {
     h.finish()
 }
 
+/// What kind of data `socket` has outstanding: resent at least once, or
+/// held back by the peer's zero window (probed by the kernel), is stuck.
+fn outstanding(socket: &TcpSocket) -> Outstanding {
+    let info = socket.info.unwrap_or_default();
+    match socket.data_outstanding() {
+        false => Outstanding::No,
+        _ if info.retransmits > 0 || info.probes > 0 => Outstanding::Stuck,
+        _ => Outstanding::Fresh,
+    }
+}
+
 fn start_sessions(
     args: &PokeArgs,
     sockets: &[TcpSocket],
@@ -208,7 +219,7 @@ fn start_sessions(
                     .into(),
             );
         } else {
-            let sends = s.start(now, socket.data_outstanding());
+            let sends = s.start(now, outstanding(socket));
             transmit(sender, &mut s, sends)?;
         }
         sessions.push(s);

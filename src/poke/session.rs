@@ -43,6 +43,22 @@ const LEARN_WAIT: Duration = Duration::from_millis(200);
 /// (`tcp_invalid_ratelimit`): a second learning try waits that long.
 const RATE_LIMIT: Duration = Duration::from_millis(510);
 
+/// Data that is fresh when the poke begins is watched at least this long:
+/// the kernel's shortest retransmission timeout (200 ms), with room for a
+/// loaded machine. With no ACK by then, the kernel is resending it.
+const FRESH_WATCH: Duration = Duration::from_secs(1);
+
+/// The data a connection has outstanding when the poke begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outstanding {
+    /// None: the connection can be probed.
+    No,
+    /// Sent and not resent yet: its ACK may be on its way.
+    Fresh,
+    /// Being resent, or held back by the peer's closed window.
+    Stuck,
+}
+
 /// How a poke goes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
@@ -215,12 +231,23 @@ impl Session {
 
     /// Begin: probe an idle connection, or only watch one with data
     /// outstanding (a probe there cannot be told from a retransmission).
-    pub fn start(&mut self, now: Instant, data_outstanding: bool) -> Vec<Send> {
-        if data_outstanding {
-            self.watch(now);
-            return Vec::new();
+    pub fn start(&mut self, now: Instant, outstanding: Outstanding) -> Vec<Send> {
+        match outstanding {
+            Outstanding::No => self.learn(now, 0),
+            Outstanding::Fresh => {
+                // A short --wait must not take an ACK still on its way for
+                // none: that is not the peer being silent.
+                self.watch(now);
+                if let Phase::Watching { until } = &mut self.phase {
+                    *until = (*until).max(now + FRESH_WATCH);
+                }
+                Vec::new()
+            }
+            Outstanding::Stuck => {
+                self.watch(now);
+                Vec::new()
+            }
         }
-        self.learn(now, 0)
     }
 
     /// End without sending anything (a connection poke must not touch).

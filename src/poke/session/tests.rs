@@ -63,7 +63,7 @@ fn peer_ack() -> TcpReply {
 
 /// Start, and get our kernel's answer: returns the probe that went out.
 fn learned(s: &mut Session, t0: Instant) -> SegmentSpec {
-    let sends = s.start(t0, false);
+    let sends = s.start(t0, Outstanding::No);
     assert_eq!(sends.len(), 1, "one spoofed ACK first");
     let mut probe = s.on_segment(&kernel_dupack(), 10, t0 + Duration::from_micros(30));
     assert_eq!(probe.len(), 1, "a probe right after learning");
@@ -73,7 +73,7 @@ fn learned(s: &mut Session, t0: Instant) -> SegmentSpec {
 #[test]
 fn learning_ack_claims_the_peer_and_carries_no_timestamp() {
     let mut s = session();
-    let Send(spoof) = s.start(Instant::now(), false).remove(0);
+    let Send(spoof) = s.start(Instant::now(), Outstanding::No).remove(0);
     assert_eq!((spoof.src, spoof.dst), (ep(REMOTE), ep(LOCAL)));
     assert!(
         spoof.payload.is_empty(),
@@ -104,7 +104,7 @@ fn probe_is_snd_nxt_minus_one_with_our_kernels_window_and_timestamps() {
 #[test]
 fn probe_at_seq_zero_wraps_to_the_top_of_sequence_space() {
     let mut s = session();
-    s.start(Instant::now(), false);
+    s.start(Instant::now(), Outstanding::No);
     let mut dupack = kernel_dupack();
     dupack.seg.seq = 0;
     let Send(probe) = s.on_segment(&dupack, 10, Instant::now()).remove(0);
@@ -147,7 +147,7 @@ fn answer_acking_the_probe_is_alive_with_rtt_on_the_capture_clock() {
 #[test]
 fn our_own_spoofed_ack_seen_on_the_wire_is_not_the_peer_talking() {
     let mut s = session();
-    let Send(spoof) = s.start(Instant::now(), false).remove(0);
+    let Send(spoof) = s.start(Instant::now(), Outstanding::No).remove(0);
     let mut echo = seg(REMOTE, LOCAL, spoof.seq, spoof.ack, flags::ACK);
     echo.seg.window = spoof.window;
     s.on_segment(&echo, 5, Instant::now());
@@ -203,7 +203,7 @@ fn unanswered_probes_are_silent_after_count_probes_an_interval_apart() {
 /// Both learning tries unanswered: returns the first ask to the peer, sent
 /// at `t0` + 712 ms.
 fn learning_unanswered(s: &mut Session, t0: Instant) -> SegmentSpec {
-    let Send(first) = s.start(t0, false).remove(0);
+    let Send(first) = s.start(t0, Outstanding::No).remove(0);
     assert!(s.on_timer(t0 + Duration::from_millis(201)).is_empty());
     let sends = s.on_timer(t0 + Duration::from_millis(511));
     let Send(second) = &sends[0];
@@ -287,7 +287,7 @@ fn unanswered_asks_cannot_tell_and_alternate_halves_of_sequence_space() {
 #[test]
 fn a_refused_send_is_not_listed_as_sent() {
     let mut s = session();
-    s.start(Instant::now(), false);
+    s.start(Instant::now(), Outstanding::No);
     s.send_failed(nix::errno::Errno::EPERM);
     assert!(s.sent.is_empty());
     let o = s.outcome.clone().unwrap();
@@ -302,7 +302,7 @@ fn a_refused_send_is_not_listed_as_sent() {
 fn data_outstanding_is_watched_and_never_probed() {
     let mut s = session();
     let t0 = Instant::now();
-    assert!(s.start(t0, true).is_empty(), "nothing sent");
+    assert!(s.start(t0, Outstanding::Stuck).is_empty(), "nothing sent");
     assert!(s.on_timer(t0 + Duration::from_secs(1)).is_empty());
     s.on_timer(t0 + Duration::from_millis(2201));
     let o = s.outcome.clone().unwrap();
@@ -311,10 +311,36 @@ fn data_outstanding_is_watched_and_never_probed() {
     assert!(s.sent.is_empty());
 }
 
+/// Data sent a moment before (not resent yet) is watched for its ACK as
+/// long as the kernel would wait before resending, however short --wait.
+#[test]
+fn fresh_data_is_watched_until_the_kernel_would_resend() {
+    let short = Plan {
+        count: 1,
+        wait: Duration::from_millis(20),
+        ..plan()
+    };
+    let t0 = Instant::now();
+    let with = |outstanding| {
+        let mut s = Session::new(ep(LOCAL), ep(REMOTE), short.clone(), 7);
+        assert!(s.start(t0, outstanding).is_empty(), "nothing sent");
+        s
+    };
+    let mut fresh = with(Outstanding::Fresh);
+    fresh.on_timer(t0 + Duration::from_millis(500));
+    assert!(fresh.outcome.is_none(), "still watching at 0.5 s");
+    fresh.on_segment(&peer_ack(), 10, t0 + Duration::from_millis(600));
+    assert_eq!(fresh.outcome.unwrap().verdict, Verdict::Alive);
+
+    let mut stuck = with(Outstanding::Stuck);
+    stuck.on_timer(t0 + Duration::from_millis(21));
+    assert_eq!(stuck.outcome.unwrap().verdict, Verdict::Silent);
+}
+
 #[test]
 fn peer_ack_while_watching_is_alive() {
     let mut s = session();
-    s.start(Instant::now(), true);
+    s.start(Instant::now(), Outstanding::Stuck);
     s.on_segment(&peer_ack(), 10, Instant::now());
     assert_eq!(s.outcome.unwrap().verdict, Verdict::Alive);
 }
@@ -323,7 +349,7 @@ fn peer_ack_while_watching_is_alive() {
 fn data_from_the_application_mid_poke_stops_the_probing() {
     let mut s = session();
     let t0 = Instant::now();
-    s.start(t0, false);
+    s.start(t0, Outstanding::No);
     let mut data = kernel_dupack();
     data.seg.payload_len = 100;
     assert!(s.on_segment(&data, 10, t0).is_empty());
@@ -334,7 +360,7 @@ fn data_from_the_application_mid_poke_stops_the_probing() {
 #[test]
 fn signed_segments_from_our_kernel_stop_the_poke_before_any_probe() {
     let mut s = session();
-    s.start(Instant::now(), false);
+    s.start(Instant::now(), Outstanding::No);
     let mut dupack = kernel_dupack();
     dupack.signed = true;
     assert!(s.on_segment(&dupack, 10, Instant::now()).is_empty());
@@ -377,7 +403,7 @@ fn refused_connection_sends_nothing() {
 fn watched_connection_whose_data_was_acked_meanwhile_is_alive() {
     let mut s = session();
     let t0 = Instant::now();
-    s.start(t0, true);
+    s.start(t0, Outstanding::Stuck);
     s.on_timer(t0 + Duration::from_secs(3));
     assert_eq!(s.outcome.clone().unwrap().verdict, Verdict::Silent);
     s.acked_while_watched();
