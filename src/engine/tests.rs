@@ -238,6 +238,31 @@ fn resent_unacknowledged_data_is_retransmitting_not_keepalive() {
     assert!(c.hints.iter().any(|h| h.contains("TCP_USER_TIMEOUT")));
 }
 
+/// A FIN resent with the data before it: the hint names the FIN apart from
+/// the bytes (a FIN is no byte), and the kernel limit an application that
+/// closed its socket meets.
+#[test]
+fn a_resent_fin_is_named_in_the_hint() {
+    let mut script = opening();
+    let last = Segment {
+        seq: 1000,
+        payload_len: 1,
+        flags: flags::ACK | flags::PSH | flags::FIN,
+        ..c2s()
+    };
+    script.extend([(5.0, last.clone()), (5.2, last.clone()), (5.6, last)]);
+    let c = run(&script).only().clone();
+    assert_eq!(c.verdict, Verdict::Retransmitting);
+    let r = c.resending.as_ref().expect("resending");
+    assert_eq!((r.stuck.bytes(), r.fin), (Some(2), true));
+    let client = crate::testkit::CLIENT;
+    assert_hint(
+        &c,
+        &format!("{client} has 1 byte and its FIN unacknowledged, resent 2 times"),
+    );
+    assert!(c.hints.iter().any(|h| h.contains("tcp_orphan_retries")));
+}
+
 #[test]
 fn zero_window_probes_are_not_keepalives() {
     let mut script = opening();

@@ -20,6 +20,11 @@ const CADENCES: [(f64, f64, &str); 3] = [
     (300.0, 100.0, "Redis (tcp-keepalive 300: 300 s idle, 100 s interval)"),
 ];
 
+/// A FIN being resent: an application that has closed its socket no longer
+/// waits on it, and the kernel gives up sooner (Linux: `tcp_write_timeout`
+/// counts `tcp_orphan_retries` for an orphaned socket).
+const FIN_HELD: &str = "keepalive cannot fire while it is in flight; only TCP_USER_TIMEOUT, tcp_retries2 or, once the application has closed the socket, tcp_orphan_retries ends this";
+
 pub fn hints(report: &ConnectionReport) -> Vec<String> {
     let mut out = Vec::new();
     let unheard = report.unheard.is_some();
@@ -35,9 +40,19 @@ pub fn hints(report: &ConnectionReport) -> Vec<String> {
                 "{} resent {resent} data that the peer's ACKs in this capture cover: they do not reach its TCP (dropped on its host, by a firewall or conntrack taking them for invalid, or on a path that fails one way past the capture point): {held}",
                 r.endpoint
             ),
-            Stuck::Unacked(bytes) => format!(
-                "{} has {bytes} bytes unacknowledged, resent {resent}: {held}",
+            Stuck::Unacked(1) if r.fin => format!(
+                "{} has its FIN unacknowledged, resent {resent}: {FIN_HELD}",
                 r.endpoint
+            ),
+            Stuck::Unacked(bytes) if r.fin => format!(
+                "{} has {} and its FIN unacknowledged, resent {resent}: {FIN_HELD}",
+                r.endpoint,
+                counted(bytes - 1, "byte")
+            ),
+            Stuck::Unacked(bytes) => format!(
+                "{} has {} unacknowledged, resent {resent}: {held}",
+                r.endpoint,
+                counted(bytes, "byte")
             ),
             Stuck::Unheard => format!(
                 "{} resent {resent} and sent nothing new, with no packet from the peer captured: {held}",

@@ -119,6 +119,7 @@ struct ResendingLine {
     endpoint: Addr,
     bytes: Option<u32>,
     peer_acked: Option<bool>,
+    fin: bool,
     resends: u32,
     since: Time,
 }
@@ -271,6 +272,7 @@ impl<W: Write> JsonWriter<W> {
                 endpoint: Addr(r.endpoint),
                 bytes: r.stuck.bytes(),
                 peer_acked: r.stuck.peer_acked(),
+                fin: r.fin,
                 resends: r.resends,
                 since: Time(r.since),
             }),

@@ -92,6 +92,9 @@ pub struct Resending {
     /// How it is stuck: what the capture shows of the peer's ACK (the
     /// bytes unacknowledged, `Stuck::bytes`).
     pub stuck: Stuck,
+    /// The side's FIN is among what the peer has not acknowledged (it
+    /// counts one in the bytes, as sequence numbers count it).
+    pub fin: bool,
     pub resends: u32,
     pub since: Micros,
 }
@@ -220,9 +223,11 @@ fn guess_client(key: &FlowKey) -> Side {
 fn resending(key: &FlowKey, conn: &Conn) -> Option<Resending> {
     [Side::Lo, Side::Hi].into_iter().find_map(|side| {
         let stuck = conn.flow.stuck(side)?;
+        let fin = matches!(stuck, Stuck::Unacked(_)) && conn.flow.half(side).fin();
         Some(Resending {
             endpoint: key.endpoint(side),
             stuck,
+            fin,
             resends: conn.flow.half(side).resent_since_ack,
             since: conn.resending_since(side).unwrap_or(conn.last_time),
         })
