@@ -693,6 +693,7 @@ fn stalled(now: Micros, w: &Waiting, conn: &Conn, stuck: Stuck) -> Event {
         peer_silent: Some(peer.last_time().is_none_or(|t| t < w.time)),
         peer_captured: Some(peer_captured(conn, w.side)),
         peer_acked: stuck.peer_acked(),
+        fin: Some(matches!(stuck, Stuck::Unacked(_)) && me.fin()),
         ..Event::new(EventKind::Stalled, src, dst)
     }
 }

@@ -607,6 +607,25 @@ fn resent_data(first: f64, resent: &[f64]) -> Vec<(f64, Option<Segment>)> {
         .collect()
 }
 
+/// A stall of the last data and the FIN with it: the event says so.
+#[test]
+fn live_fin_resent_past_the_stall_time_is_a_stall_of_the_fin() {
+    let mut script = live_opening();
+    let last = Segment {
+        seq: 1000,
+        payload_len: 50,
+        flags: flags::ACK | flags::PSH | flags::FIN,
+        ..c2s()
+    };
+    for t in [5.0, 5.3, 5.9, 7.5, 8.0] {
+        script.push((t, Some(last.clone())));
+    }
+    let run = run_live(&script, 9.0);
+    assert_eq!(run.kinds(), [EventKind::Stalled]);
+    let e = &run.events[0];
+    assert_eq!((e.len, e.fin), (51, Some(true)), "50 bytes and the FIN");
+}
+
 #[test]
 fn live_data_resent_past_the_stall_time_is_stalled_once() {
     let mut script = live_opening();

@@ -84,6 +84,9 @@ pub struct Event {
     /// was resent (then its ACKs are lost between the capture point and the
     /// sender's TCP); unknown with no packet from the peer captured.
     pub peer_acked: Option<bool>,
+    /// For `stalled`: the sender's FIN is among what is unacknowledged (it
+    /// counts one in `len`, as sequence numbers count it).
+    pub fin: Option<bool>,
     /// Live, for an answer: its probe was reported `unanswered` before it
     /// came (a round trip longer than `--grace`).
     pub late: bool,
@@ -125,6 +128,7 @@ impl Event {
             peer_silent: None,
             peer_captured: None,
             peer_acked: None,
+            fin: None,
             late: false,
         }
     }

@@ -81,6 +81,8 @@ struct EventLine<'a> {
     peer_captured: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     peer_acked: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fin: Option<bool>,
     /// Written only when true, so that analyze and sniff lines agree.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     late: bool,
@@ -241,6 +243,7 @@ impl<W: Write> JsonWriter<W> {
             peer_silent: e.peer_silent,
             peer_captured: e.peer_captured,
             peer_acked: e.peer_acked,
+            fin: e.fin,
             late: e.late,
         };
         write_line(&mut self.out, &mut self.line, &line)

@@ -111,13 +111,21 @@ pub fn event_line(e: &Event, file: &str, probe_file: &str) -> String {
                 } else {
                     "nothing from the peer"
                 };
-                let bytes = counted(e.len, "byte");
+                let bytes = match (e.fin, e.len) {
+                    (Some(true), 1) => "its FIN".to_string(),
+                    (Some(true), n) => format!("{} and its FIN", counted(n - 1, "byte")),
+                    _ => counted(e.len, "byte"),
+                };
                 write!(
                     line,
                     "  {bytes} unacknowledged, resent {resent} in {span}, {peer}"
                 )
             };
-            line.push_str(" (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)");
+            line.push_str(if e.fin == Some(true) {
+                " (keepalive is held off: TCP_USER_TIMEOUT, tcp_retries2 or tcp_orphan_retries ends this)"
+            } else {
+                " (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)"
+            });
             Ok(())
         }
         (EventKind::Resumed, _, _) => write!(
@@ -655,6 +663,19 @@ mod tests {
                     ..probe.clone()
                 },
                 "2026-11-22 19:29:21.377705  #41     stalled               192.0.2.1:57838 > 192.0.2.2:5432  1 byte unacknowledged, resent 1 time in 5.2 s, the peer sends but does not acknowledge (keepalive is held off: TCP_USER_TIMEOUT or tcp_retries2 ends this)",
+            ),
+            (
+                Event {
+                    kind: EventKind::Stalled,
+                    frame: 44,
+                    len: 6,
+                    fin: Some(true),
+                    resends: Some(4),
+                    since: Some(1_795_375_756_177_705),
+                    peer_silent: Some(true),
+                    ..probe.clone()
+                },
+                "2026-11-22 19:29:21.377705  #44     stalled               192.0.2.1:57838 > 192.0.2.2:5432  5 bytes and its FIN unacknowledged, resent 4 times in 5.2 s, nothing from the peer (keepalive is held off: TCP_USER_TIMEOUT, tcp_retries2 or tcp_orphan_retries ends this)",
             ),
             (
                 Event {
