@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let (mut time, mut frame) = (1_700_000_000_000_000i64, 0u64);
     let mut sink = |o: Output<'_>| match o {
-        Output::Event(e) => drop(text::event_line(e, "")),
+        Output::Event(e) => drop(text::event_line(e, "", "")),
         Output::Connection(k, c) => drop(ConnectionReport::new(k, c)),
     };
     while rest.len() >= 3 {
