@@ -10,7 +10,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let path = std::env::temp_dir().join(format!("kaprobe-fuzz-{}.pcap", std::process::id()));
-    let Ok(mut file) = std::fs::File::create(&path) else { return };
+    let Ok(mut file) = std::fs::File::create(&path) else {
+        return;
+    };
     if file.write_all(data).is_err() {
         return;
     }
@@ -19,7 +21,14 @@ fuzz_target!(|data: &[u8]| {
     // file's clock (`--as-live`).
     for (json, as_live) in [(false, false), (true, true)] {
         let args = AnalyzeArgs {
-            output: OutputArgs { json, verbose: true, quiet: false, all: true, color: ColorChoice::Never, numeric: 0 },
+            output: OutputArgs {
+                json,
+                verbose: true,
+                quiet: false,
+                all: true,
+                color: ColorChoice::Never,
+                numeric: 0,
+            },
             no_progress: true,
             read: Vec::new(),
             filter_file: None,
@@ -29,6 +38,10 @@ fuzz_target!(|data: &[u8]| {
             idle_timeout: 10800.0,
             words: vec![path.display().to_string()],
         };
-        let _ = analyze::run(&args, &std::sync::atomic::AtomicBool::new(false), &mut std::io::sink());
+        let _ = analyze::run(
+            &args,
+            &std::sync::atomic::AtomicBool::new(false),
+            &mut std::io::sink(),
+        );
     }
 });

@@ -12,14 +12,25 @@ use kaprobe::report::{text, ConnectionReport};
 use kaprobe::wire::LinkType;
 use libfuzzer_sys::fuzz_target;
 
-const LINKS: [LinkType; 5] =
-    [LinkType::Ethernet, LinkType::Null, LinkType::RawIp, LinkType::LinuxSll, LinkType::LinuxSll2];
+const LINKS: [LinkType; 5] = [
+    LinkType::Ethernet,
+    LinkType::Null,
+    LinkType::RawIp,
+    LinkType::LinuxSll,
+    LinkType::LinuxSll2,
+];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&pick, mut rest)) = data.split_first() else { return };
+    let Some((&pick, mut rest)) = data.split_first() else {
+        return;
+    };
     let link = LINKS[usize::from(pick) % LINKS.len()];
     let mut engine = if pick & 0x80 != 0 {
-        Engine::live(Live { grace: 200_000, idle_timeout: 60_000_000, stall: 500_000 })
+        Engine::live(Live {
+            grace: 200_000,
+            idle_timeout: 60_000_000,
+            stall: 500_000,
+        })
     } else {
         Engine::new()
     };
@@ -34,7 +45,11 @@ fuzz_target!(|data: &[u8]| {
         rest = &rest[3..];
         let Some(bytes) = rest.get(..len) else { break };
         frame += 1;
-        let at = FrameRef { file: 0, frame, time };
+        let at = FrameRef {
+            file: 0,
+            frame,
+            time,
+        };
         // Every other frame as if the snapshot length had cut it short.
         let wire_len = len as u32 + (frame & 1) as u32;
         engine.frame(at, link, bytes, wire_len, &mut sink);
