@@ -232,22 +232,15 @@ impl Session {
     /// Begin: probe an idle connection, or only watch one with data
     /// outstanding (a probe there cannot be told from a retransmission).
     pub fn start(&mut self, now: Instant, outstanding: Outstanding) -> Vec<Send> {
-        match outstanding {
-            Outstanding::No => self.learn(now, 0),
-            Outstanding::Fresh => {
-                // A short --wait must not take an ACK still on its way for
-                // none: that is not the peer being silent.
-                self.watch(now);
-                if let Phase::Watching { until } = &mut self.phase {
-                    *until = (*until).max(now + FRESH_WATCH);
-                }
-                Vec::new()
-            }
-            Outstanding::Stuck => {
-                self.watch(now);
-                Vec::new()
-            }
-        }
+        let at_least = match outstanding {
+            Outstanding::No => return self.learn(now, 0),
+            // A short --wait must not take an ACK still on its way for none:
+            // that is not the peer being silent.
+            Outstanding::Fresh => FRESH_WATCH,
+            Outstanding::Stuck => Duration::ZERO,
+        };
+        self.watch(now, at_least);
+        Vec::new()
     }
 
     /// End without sending anything (a connection poke must not touch).
@@ -255,10 +248,13 @@ impl Session {
         self.finish(Verdict::Unknown, None, Some(note));
     }
 
-    fn watch(&mut self, now: Instant) {
+    /// Watch for the peer's ACK for the whole poke, and `at_least` that long.
+    fn watch(&mut self, now: Instant, at_least: Duration) {
         self.watched = true;
         let span = self.plan.interval * self.plan.count.saturating_sub(1) + self.plan.wait;
-        self.phase = Phase::Watching { until: now + span };
+        self.phase = Phase::Watching {
+            until: now + span.max(at_least),
+        };
     }
 
     fn next_random(&mut self) -> u32 {
@@ -395,8 +391,9 @@ impl Session {
     fn on_our_kernels_segment(&mut self, r: &TcpReply, now: Instant) -> Vec<Send> {
         let s = &r.seg;
         if s.payload_len > 0 && !self.watched {
-            // The application is sending: data in flight from now on.
-            self.watch(now);
+            // The application is sending: data in flight from now on, its
+            // ACK on the way.
+            self.watch(now, FRESH_WATCH);
             return Vec::new();
         }
         let pure_ack = s.flags & (flags::SYN | flags::FIN | flags::RST) == 0 && s.has(flags::ACK);
