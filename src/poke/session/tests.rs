@@ -357,6 +357,27 @@ fn data_from_the_application_mid_poke_stops_the_probing() {
     assert!(s.watched);
 }
 
+/// With a short --wait too, data the application sends mid-poke is watched
+/// long enough for its ACK to come.
+#[test]
+fn data_from_the_application_mid_poke_is_watched_until_acked() {
+    let short = Plan {
+        count: 1,
+        wait: Duration::from_millis(20),
+        ..plan()
+    };
+    let mut s = Session::new(ep(LOCAL), ep(REMOTE), short, 7);
+    let t0 = Instant::now();
+    s.start(t0, Outstanding::No);
+    let mut data = kernel_dupack();
+    data.seg.payload_len = 100;
+    s.on_segment(&data, 10, t0);
+    s.on_timer(t0 + Duration::from_millis(500));
+    assert!(s.outcome.is_none(), "still watching at 0.5 s");
+    s.on_segment(&peer_ack(), 10, t0 + Duration::from_millis(600));
+    assert_eq!(s.outcome.unwrap().verdict, Verdict::Alive);
+}
+
 #[test]
 fn signed_segments_from_our_kernel_stop_the_poke_before_any_probe() {
     let mut s = session();
