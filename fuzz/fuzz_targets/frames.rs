@@ -12,13 +12,7 @@ use kaprobe::report::{text, ConnectionReport};
 use kaprobe::wire::LinkType;
 use libfuzzer_sys::fuzz_target;
 
-const LINKS: [LinkType; 5] = [
-    LinkType::Ethernet,
-    LinkType::Null,
-    LinkType::RawIp,
-    LinkType::LinuxSll,
-    LinkType::LinuxSll2,
-];
+const LINKS: [LinkType; 5] = LinkType::ALL;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, mut rest)) = data.split_first() else {

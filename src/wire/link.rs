@@ -32,6 +32,15 @@ pub struct UnsupportedLinkType {
 }
 
 impl LinkType {
+    /// Every link type kaprobe decodes.
+    pub const ALL: [LinkType; 5] = [
+        LinkType::Ethernet,
+        LinkType::Null,
+        LinkType::RawIp,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+    ];
+
     /// Map a libpcap DLT number (as `pcap_datalink` returns it).
     pub fn from_dlt(dlt: i32) -> Result<LinkType, UnsupportedLinkType> {
         match dlt {
