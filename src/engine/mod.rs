@@ -563,7 +563,8 @@ impl Engine {
             if conn.resending_since(w.side) != Some(w.time) {
                 continue;
             }
-            let Some(stuck) = conn.flow.stuck(w.side) else {
+            let stuck = conn.flow.stuck(w.side);
+            let Some(stuck) = stuck.filter(|_| !resends_stopped(conn, w.side, now)) else {
                 if conn.flow.may_stick(w.side) {
                     again.push(Waiting { from: now, ..w });
                 }
@@ -643,6 +644,25 @@ impl Engine {
         self.resending.clear();
     }
 }
+
+/// A side whose peer was never captured, and whose resends stopped for
+/// longer than its backoff allows: its ACK came out of sight (a loss it
+/// recovered from at the end of what it had to send), not a stall. Linux
+/// doubles the wait between resends, so the next one is due about the whole
+/// span of resending so far after the last, plus one timeout (200 ms at
+/// least: a second is allowed).
+fn resends_stopped(conn: &Conn, side: Side, now: Micros) -> bool {
+    let me = conn.flow.half(side);
+    let heard = conn.flow.half(side.other()).heard();
+    let (Some(began), Some(last)) = (conn.resending_since(side), me.last_time()) else {
+        return false;
+    };
+    let span = last.saturating_sub(began);
+    !heard && now.saturating_sub(last) > span.saturating_mul(2).saturating_add(RESEND_ROOM)
+}
+
+/// See [`resends_stopped`].
+const RESEND_ROOM: Micros = 1_000_000;
 
 /// The first of `queue` (in order of time) if it is `after` old at `now`.
 fn pop_due(queue: &mut VecDeque<Waiting>, now: Micros, after: Micros) -> Option<Waiting> {

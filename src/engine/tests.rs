@@ -717,6 +717,28 @@ fn live_resending_with_nothing_new_and_no_peer_captured_is_stalled() {
     );
 }
 
+/// One direction captured, and the last data lost twice: the client resends
+/// it at 1.2 and 1.6, its ACK comes out of sight, and it has nothing more to
+/// send. Its resends stopped long before the next would be due, so that is
+/// a loss it recovered from, not a stall.
+#[test]
+fn live_resends_that_stop_with_no_peer_captured_are_not_stalled() {
+    let data = Segment {
+        seq: 1000,
+        payload_len: 50,
+        ..c2s()
+    };
+    let mut script: Vec<(f64, Option<Segment>)> = [1.0, 1.2, 1.6]
+        .into_iter()
+        .map(|t| (t, Some(data.clone())))
+        .collect();
+    for t in [4.0, 7.0, 10.0, 14.0] {
+        script.push((t, None));
+    }
+    let run = run_live(&script, 15.0);
+    assert_eq!(run.kinds(), [], "recovered out of sight");
+}
+
 /// The server's ACK of the client's data is in the capture, yet the client
 /// resends it again and again, each resend ACKed once more: the ACKs are
 /// lost between the capture point and the client's TCP (a firewall on its
