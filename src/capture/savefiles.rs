@@ -64,13 +64,13 @@ pub struct SaveFiles {
 /// Each file is opened from the live capture, so that its header carries the
 /// capture's link type and snapshot length, as tcpdump's files do.
 impl SaveFiles {
-    pub fn create(opts: SaveOptions, cap: &Capture<Active>) -> Result<SaveFiles, LiveError> {
+    pub fn create(mut opts: SaveOptions, cap: &Capture<Active>) -> Result<SaveFiles, LiveError> {
         let start = super::wall_clock();
         let base = stamped(&opts, start);
         let ends = start.saturating_add(every(&opts));
         let name = file_name(&base, ring(&opts), 0);
         let file = open(cap, &name)?;
-        let running = Postrotate::new(opts.postrotate.clone());
+        let running = Postrotate::new(opts.postrotate.take());
         let mut files = SaveFiles {
             opts,
             file,

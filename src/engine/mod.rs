@@ -563,8 +563,11 @@ impl Engine {
             if conn.resending_since(w.side) != Some(w.time) {
                 continue;
             }
-            let stuck = conn.flow.stuck(w.side);
-            let Some(stuck) = stuck.filter(|_| !resends_stopped(conn, w.side, now)) else {
+            let stuck = conn
+                .flow
+                .stuck(w.side)
+                .filter(|&s| s != Stuck::Unheard || !resends_stopped(conn, w.side, now));
+            let Some(stuck) = stuck else {
                 if conn.flow.may_stick(w.side) {
                     again.push(Waiting { from: now, ..w });
                 }
@@ -645,20 +648,19 @@ impl Engine {
     }
 }
 
-/// A side whose peer was never captured, and whose resends stopped for
-/// longer than its backoff allows: its ACK came out of sight (a loss it
-/// recovered from at the end of what it had to send), not a stall. Linux
+/// A side stuck [unheard](Stuck::Unheard) whose resends stopped for longer
+/// than its backoff allows: its ACK came out of sight (a loss it recovered
+/// from at the end of what it had to send), not a stall. Linux
 /// doubles the wait between resends, so the next one is due about the whole
 /// span of resending so far after the last, plus one timeout (200 ms at
 /// least: a second is allowed).
 fn resends_stopped(conn: &Conn, side: Side, now: Micros) -> bool {
-    let me = conn.flow.half(side);
-    let heard = conn.flow.half(side.other()).heard();
-    let (Some(began), Some(last)) = (conn.resending_since(side), me.last_time()) else {
+    let last = conn.flow.half(side).last_time();
+    let (Some(began), Some(last)) = (conn.resending_since(side), last) else {
         return false;
     };
     let span = last.saturating_sub(began);
-    !heard && now.saturating_sub(last) > span.saturating_mul(2).saturating_add(RESEND_ROOM)
+    now.saturating_sub(last) > span.saturating_mul(2).saturating_add(RESEND_ROOM)
 }
 
 /// See [`resends_stopped`].
@@ -713,7 +715,7 @@ fn stalled(now: Micros, w: &Waiting, conn: &Conn, stuck: Stuck) -> Event {
         peer_silent: Some(peer.last_time().is_none_or(|t| t < w.time)),
         peer_captured: Some(peer_captured(conn, w.side)),
         peer_acked: stuck.peer_acked(),
-        fin: Some(matches!(stuck, Stuck::Unacked(_)) && me.fin()),
+        fin: Some(conn.flow.fin_outstanding(w.side)),
         ..Event::new(EventKind::Stalled, src, dst)
     }
 }
@@ -804,7 +806,7 @@ fn step(
                 emit(&Event {
                     rtt: Some(rtt),
                     probe_frame: Some(p.frame),
-                    probe_file: Some(p.file),
+                    probe_file: Some(p.file).filter(|&f| f != at.file),
                     late: p.reported,
                     ..event(kind)
                 });

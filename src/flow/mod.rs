@@ -476,6 +476,13 @@ impl Flow {
         (me.resent_since_ack >= needed).then_some(stuck)
     }
 
+    /// `side`'s FIN is among what the peer's ACK in the capture has not
+    /// covered (it counts one in [`Stuck::Unacked`]'s bytes).
+    pub fn fin_outstanding(&self, side: Side) -> bool {
+        let (me, peer) = (self.half(side), self.half(side.other()));
+        me.fin() && me.outstanding(peer).is_some()
+    }
+
     /// `side` resends, has sent nothing new since it began and has nothing
     /// unacknowledged by the peer's ACK in the capture, and neither side
     /// reset: more resends alone can make it [stuck](Self::stuck).

@@ -59,7 +59,8 @@ pub struct Event {
     /// For answers: time since the probe, and the probe's frame.
     pub rtt: Option<Micros>,
     pub probe_frame: Option<u64>,
-    /// The probe's file, for answers (see `probe_frame`).
+    /// The probe's file, for an answer in another file than its probe's (a
+    /// capture rotated between the two; see `probe_frame`).
     pub probe_file: Option<usize>,
     /// For `unanswered` and `dead`: unanswered probes so far, and the idle
     /// and interval inferred from them.

@@ -231,10 +231,7 @@ impl<W: Write> JsonWriter<W> {
             file: file_name(&self.files, e.file),
             rtt_ms: e.rtt.filter(|_| answer).map(ms),
             probe_frame: e.probe_frame,
-            probe_file: e
-                .probe_file
-                .filter(|&f| f != e.file)
-                .map(|f| file_name(&self.files, f)),
+            probe_file: e.probe_file.map(|f| file_name(&self.files, f)),
             unanswered: e.unanswered,
             idle_s: e.idle.filter(|_| judged).map(s),
             interval_s: e.interval.filter(|_| judged).map(s),

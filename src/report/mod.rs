@@ -223,11 +223,10 @@ fn guess_client(key: &FlowKey) -> Side {
 fn resending(key: &FlowKey, conn: &Conn) -> Option<Resending> {
     [Side::Lo, Side::Hi].into_iter().find_map(|side| {
         let stuck = conn.flow.stuck(side)?;
-        let fin = matches!(stuck, Stuck::Unacked(_)) && conn.flow.half(side).fin();
         Some(Resending {
             endpoint: key.endpoint(side),
             stuck,
-            fin,
+            fin: conn.flow.fin_outstanding(side),
             resends: conn.flow.half(side).resent_since_ack,
             since: conn.resending_since(side).unwrap_or(conn.last_time),
         })

@@ -126,10 +126,9 @@ impl<'w> Reporter<'w> {
                 };
                 // An answer in the file after its probe's (a rotated
                 // capture) names the probe's file too.
-                let probe_file = match e.probe_file {
-                    Some(f) if f != e.file => format!("{} ", name(f)),
-                    _ => String::new(),
-                };
+                let probe_file = e
+                    .probe_file
+                    .map_or(String::new(), |f| format!("{} ", name(f)));
                 writeln!(out, "{}", event_line(e, &file, &probe_file))
             }
         };
