@@ -1971,6 +1971,30 @@ fn sniff_takes_an_interface_by_its_number_in_the_list() {
     assert_eq!(summary["interface"], "lo", "{summary}");
 }
 
+/// `-D` is tcpdump's list, line for line: the same numbers (which `-i N`
+/// takes), names, descriptions and flags, down to `[none, Disconnected]`
+/// for the namespace's veth taken down.
+#[test]
+fn sniff_lists_the_interfaces_as_tcpdump_does() {
+    if !privileged("sniff_lists_the_interfaces_as_tcpdump_does") {
+        return;
+    }
+    let net = Net::new();
+    net.ip(&net.a, &["link", "set", &net.a_if, "down"]);
+    let list = |program: &str, args: &[&str]| {
+        let out = net.cmd(&net.a, program).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{program} {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let ours = list(kaprobe(), &["sniff", "-D"]);
+    assert_eq!(ours, list("tcpdump", &["-D"]));
+    assert!(
+        ours.contains(&format!(".{} [none, Disconnected]", net.a_if)),
+        "{ours}"
+    );
+    assert!(ours.contains(".lo [Up, Running, Loopback]"), "{ours}");
+}
+
 /// No `-i`: as tcpdump, the first interface in `sniff -D`'s list (libpcap
 /// puts those up and not loopback first: here the namespace's veth), and the
 /// probes on it are seen.

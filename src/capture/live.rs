@@ -611,24 +611,45 @@ pub fn list_interfaces() -> Result<Vec<String>, LiveError> {
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let mut flags = Vec::new();
-            if d.flags.is_up() {
-                flags.push("Up");
-            }
-            if d.flags.is_running() {
-                flags.push("Running");
-            }
-            if d.flags.is_loopback() {
-                flags.push("Loopback");
-            }
             let desc = d
                 .desc
                 .as_deref()
                 .map(|s| format!(" ({s})"))
                 .unwrap_or_default();
-            format!("{}.{}{} [{}]", i + 1, d.name, desc, flags.join(", "))
+            format!("{}.{}{} [{}]", i + 1, d.name, desc, device_flags(&d.flags))
         })
         .collect())
+}
+
+/// The bracketed part of a `-D` line, worded as tcpdump words it, so that
+/// scripts and eyes used to tcpdump's list read this one the same way:
+/// `Up, Running, Connected`, `none, Disconnected`, `Wireless`.
+fn device_flags(flags: &pcap::DeviceFlags) -> String {
+    use pcap::ConnectionStatus as Status;
+    let mut words: Vec<&str> = [
+        (flags.is_up(), "Up"),
+        (flags.is_running(), "Running"),
+        (flags.is_loopback(), "Loopback"),
+        (flags.is_wireless(), "Wireless"),
+    ]
+    .into_iter()
+    .filter_map(|(set, word)| set.then_some(word))
+    .collect();
+    if words.is_empty() {
+        words.push("none");
+    }
+    let wireless = flags.is_wireless();
+    let status = match flags.connection_status {
+        Status::Unknown if wireless => Some("Association status unknown"),
+        Status::Unknown => Some("Connection status unknown"),
+        Status::Connected if wireless => Some("Associated"),
+        Status::Connected => Some("Connected"),
+        Status::Disconnected if wireless => Some("Not associated"),
+        Status::Disconnected => Some("Disconnected"),
+        Status::NotApplicable => None,
+    };
+    words.extend(status);
+    words.join(", ")
 }
 
 /// Whether the interface is there and up (IFF_UP, as libpcap asks it).
@@ -669,5 +690,43 @@ mod tests {
     fn an_interface_named_by_a_number_keeps_its_name() {
         assert_eq!(by_number("2", &["eth0", "7", "2"]).unwrap(), "2");
         assert_eq!(by_number("3", &["eth0", "7", "2"]).unwrap(), "2");
+    }
+    #[test]
+    fn interface_flags_are_worded_as_tcpdump_words_them() {
+        use pcap::{ConnectionStatus as Status, DeviceFlags, IfFlags};
+        let line = |if_flags: IfFlags, connection_status: Status| {
+            device_flags(&DeviceFlags {
+                if_flags,
+                connection_status,
+            })
+        };
+        let up_running = IfFlags::UP | IfFlags::RUNNING;
+        let none = IfFlags::empty();
+        let (loopback, wireless) = (IfFlags::LOOPBACK, IfFlags::WIRELESS);
+        let cases = [
+            (up_running, Status::Connected, "Up, Running, Connected"),
+            (
+                up_running | loopback,
+                Status::NotApplicable,
+                "Up, Running, Loopback",
+            ),
+            (none, Status::NotApplicable, "none"),
+            (none, Status::Disconnected, "none, Disconnected"),
+            (
+                IfFlags::UP,
+                Status::Unknown,
+                "Up, Connection status unknown",
+            ),
+            (wireless, Status::NotApplicable, "Wireless"),
+            (wireless, Status::Disconnected, "Wireless, Not associated"),
+            (
+                up_running | wireless,
+                Status::Connected,
+                "Up, Running, Wireless, Associated",
+            ),
+        ];
+        for (flags, status, want) in cases {
+            assert_eq!(line(flags, status), want);
+        }
     }
 }
