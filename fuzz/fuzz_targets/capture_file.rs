@@ -44,4 +44,7 @@ fuzz_target!(|data: &[u8]| {
             &mut std::io::sink(),
         );
     }
+    // Removed after every run: libFuzzer ends its process with exit() at
+    // -max_total_time, and a file kept for the next run would outlive it.
+    let _ = std::fs::remove_file(&path);
 });
