@@ -13,18 +13,37 @@ use std::process::{Command, Output};
 
 use common::*;
 
-/// A copy of the binary, with the given file capabilities (or none).
-fn binary(name: &str, caps: Option<&str>) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+/// A copy of the binary, with the given file capabilities (or none), named
+/// for this process (a second run of the suite at the same time would find
+/// its own copy in use) and removed when the test is done with it.
+fn binary(name: &str, caps: Option<&str>) -> Binary {
+    let file = format!("{name}-{}", std::process::id());
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(file);
     std::fs::copy(kaprobe(), &path).expect("copy kaprobe");
+    let copy = Binary(path);
     if let Some(caps) = caps {
         let ok = Command::new("setcap")
-            .args([caps, path.to_str().unwrap()])
+            .args([caps, copy.to_str().unwrap()])
             .status()
             .expect("setcap (Debian package libcap2-bin)");
         assert!(ok.success(), "setcap {caps}");
     }
-    path
+    copy
+}
+
+struct Binary(PathBuf);
+
+impl std::ops::Deref for Binary {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Run `bin args` in namespace `ns` as the user nobody, no inherited caps.
