@@ -7,7 +7,7 @@ use std::process::Command;
 use serde_json::Value;
 
 mod common;
-use common::analyze_json_with;
+use common::{analyze_json_with, temp, Temp};
 
 struct Report {
     lines: Vec<Value>,
@@ -384,22 +384,22 @@ fn as_live_judgements_name_their_file() {
 
 /// `captures/NAME` cut in two after frame `at`, as a rotating capture (`-C`,
 /// `-G`) would: `A.pcap` holds frames 1..=at, `B.pcap` the rest, each
-/// numbered from 1. The paths of both.
-fn cut(name: &str, at: usize) -> [std::path::PathBuf; 2] {
-    let dir = std::env::temp_dir().join(format!("kaprobe-cut-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// numbered from 1. The paths of both, in a directory that goes when the
+/// returned `Temp` is dropped.
+fn cut(name: &str, at: usize) -> (Temp, [std::path::PathBuf; 2]) {
+    let first = temp("A.pcap");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("captures")
         .join(name);
     let mut input = pcap::Capture::from_file(path).unwrap();
-    let parts = [dir.join("A.pcap"), dir.join("B.pcap")];
+    let parts = [first.to_path_buf(), first.with_file_name("B.pcap")];
     let mut out = [&parts[0], &parts[1]].map(|p| input.savefile(p).unwrap());
     let mut n = 0;
     while let Ok(packet) = input.next_packet() {
         n += 1;
         out[usize::from(n > at)].write(&packet);
     }
-    parts
+    (first, parts)
 }
 
 /// A probe at the end of one file and what judges it in the next: the
@@ -407,7 +407,7 @@ fn cut(name: &str, at: usize) -> [std::path::PathBuf; 2] {
 /// the prober's next probe is named by its own file and frame.
 #[test]
 fn a_probe_and_its_answer_in_two_files_name_each_file() {
-    let [a, b] = cut("alive.pcap", 8);
+    let (_dir, [a, b]) = cut("alive.pcap", 8);
     let lines = analyze_json_with(&["-v"], &[a.clone(), b.clone()]);
     let ack = lines.iter().find(|v| v["type"] == "keepalive_ack").unwrap();
     assert_eq!(ack["file"], b.to_str().unwrap(), "{ack}");
@@ -420,7 +420,7 @@ fn a_probe_and_its_answer_in_two_files_name_each_file() {
         "same file: not named"
     );
 
-    let [a, b] = cut("dead-peer.pcap", 12);
+    let (_dir, [a, b]) = cut("dead-peer.pcap", 12);
     let lines = analyze_json_with(&["--as-live", "--grace", "2"], &[a.clone(), b.clone()]);
     let judged = lines.iter().find(|v| v["type"] == "unanswered").unwrap();
     assert_eq!(judged["file"], a.to_str().unwrap(), "{judged}");

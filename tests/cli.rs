@@ -2,10 +2,13 @@
 //! stderr and exit status 2, never a panic, and what was read is still
 //! reported.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use pcap::{Capture, Linktype, Packet, PacketHeader};
+
+mod common;
+use common::temp;
 
 fn kaprobe(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kaprobe"))
@@ -21,12 +24,6 @@ fn stderr(out: &Output) -> String {
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kaprobe-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
 }
 
 fn capture(name: &str) -> String {

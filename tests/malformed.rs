@@ -5,16 +5,13 @@
 //! plus one clear error line and exit 2; never a panic, and never more memory
 //! than a small bound.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("kaprobe-malformed-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::temp;
 
 fn capture(name: &str) -> Vec<u8> {
     std::fs::read(
@@ -36,7 +33,7 @@ fn analyze(name: &str, bytes: &[u8]) -> Output {
 /// hanging it: a hang guard, not a measure of speed (each run takes
 /// milliseconds).
 fn analyze_with(args: &str, name: &str, bytes: &[u8]) -> Output {
-    let path = dir().join(name);
+    let path = temp(name);
     std::fs::write(&path, bytes).unwrap();
     let script = format!(
         "ulimit -v 1048576; exec timeout -s KILL 60 '{}' analyze --json {args} '{}'",
@@ -353,7 +350,7 @@ fn captures_cut_short_by_the_snapshot_length() {
     };
     assert_eq!(verdict(&headers), verdict(&whole));
     // The text report says why the frames were left out.
-    let path = dir().join("53-alive-text.pcap");
+    let path = temp("53-alive-text.pcap");
     std::fs::write(&path, with_snaplen(&capture("alive.pcap"), 53)).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
         .arg("analyze")

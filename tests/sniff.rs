@@ -305,7 +305,7 @@ fn sniff_sees_probes_then_silence_then_dead_and_agrees_with_analyze() {
     let verdict = offline.iter().find(|v| v["type"] == "connection").unwrap();
     assert_eq!(verdict["verdict"], "dead");
     // Replayed on the file's clock, the judgements are sniff's.
-    let replayed = analyze_json_with(&["--as-live"], std::slice::from_ref(&pcap));
+    let replayed = analyze_json_with(&["--as-live"], &[pcap.to_path_buf()]);
     let judgements = |lines: &[Value]| -> Vec<(String, u64, String, Value)> {
         let kinds = ["unanswered", "dead"];
         lines
@@ -1343,7 +1343,7 @@ fn sniff_w_splits_files_by_size_and_keeps_a_ring_with_w() {
     let lines = all.interrupt();
     two.interrupt();
 
-    let mut files = vec![split.clone()];
+    let mut files = vec![split.to_path_buf()];
     for n in 1.. {
         let next = PathBuf::from(format!("{}{n}", split.display()));
         if !next.exists() {
@@ -1375,7 +1375,7 @@ fn sniff_w_splits_files_by_size_and_keeps_a_ring_with_w() {
 
 /// A `-z` command for the tests: a script that waits `secs` seconds, then
 /// appends its argument (the file) to `log`.
-fn name_logger(name: &str, log: &Path, secs: u32) -> PathBuf {
+fn name_logger(name: &str, log: &Path, secs: u32) -> Temp {
     use std::os::unix::fs::PermissionsExt;
     let script = temp(name);
     let body = format!(
@@ -1472,8 +1472,8 @@ fn sniff_z_says_when_the_command_fails() {
     assert!(wait_for(Duration::from_secs(5), seen), "{said}: {lines:?}");
 }
 
-/// A new empty directory under the test's temporary one.
-fn new_dir(name: &str) -> PathBuf {
+/// A new empty directory, removed when the `Temp` is dropped.
+fn new_dir(name: &str) -> Temp {
     let dir = temp(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir

@@ -202,10 +202,46 @@ pub fn kaprobe() -> &'static str {
     env!("CARGO_BIN_EXE_kaprobe")
 }
 
-pub fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kaprobe-test-{}", std::process::id()));
+/// A path `name` in a new directory of its own under the system's temporary
+/// one. The directory goes, with whatever the test wrote in it, when the
+/// returned `Temp` is dropped: at the end of the test, passed or failed.
+pub fn temp(name: &str) -> Temp {
+    static TEMPS: AtomicU32 = AtomicU32::new(0);
+    let n = TEMPS.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("kaprobe-test-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    let path = dir.join(name);
+    Temp { dir, path }
+}
+
+pub struct Temp {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for Temp {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for Temp {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Temp {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Poll until `f` holds or `limit` passes.
