@@ -34,6 +34,9 @@ pub fn man(command: Option<&str>, out: &mut dyn Write) -> io::Result<()> {
                 .name(title.clone())
                 .display_name(title)
                 .version(env!("CARGO_PKG_VERSION"))
+                // The version is for the page's footer: `kaprobe sniff`
+                // takes no -V, so its synopsis must not show one.
+                .disable_version_flag(true)
         }
     };
     clap_mangen::Man::new(page).render(out)

@@ -376,6 +376,15 @@ fn man_pages_document_every_subcommand_and_its_flags() {
         assert!(page.contains(flag), "kaprobe-poke(1) documents --{flag}");
     }
     assert!(stdout(&kaprobe(&["man", "sniff"])).contains("list\\-interfaces"));
+    // Only `kaprobe` itself takes --version; each page still names the version.
+    assert!(main.contains("\\-\\-version"), "{main}");
+    for sub in ["analyze", "sniff", "poke"] {
+        let page = stdout(&kaprobe(&["man", sub]));
+        assert!(!page.contains("\\-\\-version"), "kaprobe-{sub}(1): {page}");
+        assert!(page.contains(env!("CARGO_PKG_VERSION")), "kaprobe-{sub}(1)");
+        let taken = kaprobe(&[sub, "--version"]);
+        assert_eq!(taken.status.code(), Some(2), "kaprobe {sub} --version");
+    }
 }
 
 #[test]
