@@ -41,13 +41,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// Print a man page (roff): kaprobe(1), or kaprobe-analyze(1), kaprobe-sniff(1), kaprobe-poke(1).
+    /// Print a man page (roff): kaprobe(1), or kaprobe-analyze(1), kaprobe-sniff(1), kaprobe-poke(1), kaprobe-completions(1), kaprobe-man(1).
     #[command(
-        after_help = "Install them all:\n  kaprobe man > kaprobe.1\n  for c in analyze sniff poke; do kaprobe man $c > kaprobe-$c.1; done"
+        after_help = "Install them all:\n  kaprobe man > kaprobe.1\n  for c in analyze sniff poke completions man; do kaprobe man $c > kaprobe-$c.1; done"
     )]
     Man {
         /// The subcommand whose page to print (default: kaprobe(1) itself).
-        #[arg(value_parser = ["analyze", "sniff", "poke"])]
+        #[arg(value_parser = ["analyze", "sniff", "poke", "completions", "man"])]
         command: Option<String>,
     },
 }

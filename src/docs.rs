@@ -24,7 +24,9 @@ pub fn completions(shell: Shell, out: &mut dyn Write) -> io::Result<()> {
 pub fn man(command: Option<&str>, out: &mut dyn Write) -> io::Result<()> {
     let cmd = Cli::command();
     let page = match command {
-        None => cmd,
+        // `kaprobe help` is clap's, with no page of its own: a kaprobe-help(1)
+        // listed among the subcommands would name a page nobody can install.
+        None => cmd.disable_help_subcommand(true),
         Some(name) => {
             let sub = cmd
                 .find_subcommand(name)

@@ -368,6 +368,27 @@ fn man_pages_document_every_subcommand_and_its_flags() {
     for sub in ["kaprobe\\-analyze", "kaprobe\\-sniff", "kaprobe\\-poke"] {
         assert!(main.contains(sub), "kaprobe(1) names {sub}");
     }
+    // Every page kaprobe(1) refers to can be printed, so installed too.
+    let named: Vec<&str> = main
+        .split("kaprobe\\-")
+        .skip(1)
+        .map(|rest| {
+            rest.split(|c: char| !c.is_ascii_lowercase())
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert!(named.len() >= 5, "{named:?}");
+    for sub in named {
+        let page = kaprobe(&["man", sub]);
+        assert_eq!(
+            page.status.code(),
+            Some(0),
+            "kaprobe man {sub}: {}",
+            stderr(&page)
+        );
+        assert!(stdout(&page).contains(&format!(".TH kaprobe-{sub} 1")));
+    }
     let poke = kaprobe(&["man", "poke"]);
     assert_eq!(poke.status.code(), Some(0));
     let page = stdout(&poke);
