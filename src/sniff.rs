@@ -185,11 +185,12 @@ pub fn run(args: &SniffArgs, stop: &AtomicBool, out: &mut dyn Write) -> io::Resu
     let stats = cap.stats();
     engine.finish(wall_clock(), &mut |o| reporter.output(o));
     reporter.set_capture_stats(stats);
-    reporter.finish(&engine.totals, &errors)?;
+    let reported = reporter.finish(&engine.totals, &errors);
     // The stop that ended the capture is spent: a new one ends the wait.
+    // Awaited even when the output failed: the files are kept all the same.
     signals.stop.store(false, Ordering::SeqCst);
     postrotate.wait(&signals.stop);
-    Ok(RunEnd { errors })
+    reported.map(|()| RunEnd { errors })
 }
 
 /// Keep `e` to report at the end, unless it is the reader of `-w -` going

@@ -1442,6 +1442,62 @@ fn sniff_z_runs_the_command_on_every_file_it_wrote() {
     );
 }
 
+/// The `-z` commands are awaited even when the output cannot be written
+/// (standard output is /dev/full here, and the first keepalive event fails
+/// to go out, which ends the capture): sniff says so, exits 2, and only once
+/// every file has had its command.
+#[test]
+fn sniff_z_commands_are_awaited_when_the_report_cannot_be_written() {
+    if !privileged("sniff_z_commands_are_awaited_when_the_report_cannot_be_written") {
+        return;
+    }
+    let net = Net::new();
+    let split = temp("full.pcap");
+    let log = temp("full.log");
+    let script = name_logger("log-full.sh", &log, 1);
+    // A file, not a pipe: the commands inherit it, and a pipe would keep the
+    // test waiting for them rather than for sniff.
+    let errors = temp("full.err");
+    let _server = net.peer(&net.b, &["server", B4, "7016"]);
+    let _second = net.peer(&net.b, &["server", B4, "7017"]);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut sniff = net
+        .cmd(&net.a, kaprobe())
+        .args(["sniff", "-i", &net.a_if, "--duration", "6", "-C", "1k"])
+        .arg("-w")
+        .arg(&split)
+        .arg("-z")
+        .arg(&script)
+        .stdout(full)
+        .stderr(std::fs::File::create(&errors).unwrap())
+        .spawn()
+        .unwrap();
+    let _data = net.peer(
+        &net.a,
+        &["client", B4, "7016", "--send-every", "0.05", "--hold", "30"],
+    );
+    let _idle = net.peer(
+        &net.a,
+        &["client", B4, "7017", "--keepalive", "1,1,5", "--hold", "30"],
+    );
+    let status = exit_within(&mut sniff, 20);
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    let err = std::fs::read_to_string(&errors).unwrap();
+    assert_eq!(status, Some(2), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    let written = (0..)
+        .take_while(|&n| match n {
+            0 => split.exists(),
+            n => Path::new(&format!("{}{n}", split.display())).exists(),
+        })
+        .count();
+    assert!(written >= 2, "{written} files: {err}");
+    assert_eq!(logged.lines().count(), written, "{logged}\n{err}");
+}
+
 /// A `-z` command that fails is one line on stderr naming the file and its
 /// exit status. With no traffic, the one file there is gets it at the end.
 #[test]
