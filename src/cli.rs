@@ -238,8 +238,10 @@ pub struct SniffArgs {
     /// the capture ends, and sniff waits for them all before it exits.
     #[arg(short = 'z', long, value_name = "COMMAND")]
     pub postrotate_command: Option<String>,
-    /// Once the capture (and the -w file) is open, run as this user, as
-    /// tcpdump's -Z: packets are then read without root's privileges.
+    /// Once the capture is open, run as this user, as tcpdump's -Z: packets
+    /// are then read without root's privileges. The -w file is handed to the
+    /// user; with -C or -G the user makes every file, so it must be able to
+    /// write to their directory.
     #[arg(short = 'Z', long, value_name = "USER")]
     pub relinquish_privileges: Option<String>,
     /// Stop after this many events printed (with -q, events that need attention).

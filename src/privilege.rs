@@ -85,6 +85,12 @@ pub enum RelinquishError {
         step: &'static str,
         errno: Errno,
     },
+    #[error("cannot give {path} to user '{name}' for -Z: {reason}")]
+    Give {
+        name: String,
+        path: String,
+        reason: String,
+    },
 }
 
 impl Unprivileged {
@@ -103,6 +109,22 @@ impl Unprivileged {
             uid: user.uid,
             gid: user.gid,
         })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Make `path` this user's, as tcpdump does with the `-w` file it opened
+    /// as root: the user can then rewrite it, and it is not left to root.
+    pub fn give(&self, path: &std::path::Path) -> Result<(), RelinquishError> {
+        std::os::unix::fs::chown(path, Some(self.uid.as_raw()), Some(self.gid.as_raw())).map_err(
+            |e| RelinquishError::Give {
+                name: self.name.clone(),
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            },
+        )
     }
 
     /// Become this user: its groups, then its gid, then its uid, in the

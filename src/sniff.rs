@@ -311,11 +311,57 @@ fn start(args: &SniffArgs) -> Result<(LiveOptions, LiveCapture), String> {
         link_type,
     };
     let save = save_options(args)?;
-    let cap = open(&opts, save).map_err(|e| e.to_string())?;
-    if let Some(user) = user {
-        user.become_user().map_err(|e| e.to_string())?;
-    }
+    let mut cap = LiveCapture::open(&opts).map_err(|e| e.to_string())?;
+    let Some(user) = user else {
+        if let Some(save) = save {
+            cap.save_to(save).map_err(|e| e.to_string())?;
+        }
+        return Ok((opts, cap));
+    };
+    relinquish(args, &mut cap, save, &user)?;
     Ok((opts, cap))
+}
+
+/// `-Z USER`, as tcpdump does it: one `-w` file is opened as root and given
+/// to USER; files that -C or -G start are all made by USER, the first too,
+/// so that a directory USER cannot write to fails now rather than at the
+/// first new file. The `-z` command must be one USER may run.
+fn relinquish(
+    args: &SniffArgs,
+    cap: &mut LiveCapture,
+    save: Option<SaveOptions>,
+    user: &Unprivileged,
+) -> Result<(), String> {
+    let rotating = args.file_size.is_some() || args.rotate_seconds.is_some();
+    let fail = |e: LiveError| e.to_string();
+    match save {
+        Some(save) if !rotating => {
+            let path = save.path.clone();
+            cap.save_to(save).map_err(fail)?;
+            if !args.packets_to_stdout() {
+                user.give(&path).map_err(|e| e.to_string())?;
+            }
+            user.become_user().map_err(|e| e.to_string())?;
+        }
+        Some(save) => {
+            user.become_user().map_err(|e| e.to_string())?;
+            cap.save_to(save).map_err(|e| {
+                format!(
+                    "{e} (with -C or -G, user '{}' of -Z makes every file: \
+                     give -w a directory that user can write to)",
+                    user.name()
+                )
+            })?;
+        }
+        None => user.become_user().map_err(|e| e.to_string())?,
+    }
+    match &args.postrotate_command {
+        Some(command) if check_postrotate(command).is_err() => Err(format!(
+            "-z: user '{}' (-Z) may not run '{command}': give a program that user can run",
+            user.name()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The `-w` options, checked before the capture opens (a mistake in them
@@ -361,12 +407,4 @@ fn save_options(args: &SniffArgs) -> Result<Option<SaveOptions>, String> {
         every: args.rotate_seconds.map(|s| Duration::from_secs(s.into())),
         postrotate: args.postrotate_command.clone(),
     }))
-}
-
-fn open(opts: &LiveOptions, save: Option<SaveOptions>) -> Result<LiveCapture, LiveError> {
-    let mut cap = LiveCapture::open(opts)?;
-    if let Some(save) = save {
-        cap.save_to(save)?;
-    }
-    Ok(cap)
 }

@@ -1242,7 +1242,7 @@ fn sniff_on_loopback_reads_each_packet_once() {
 
 /// `-Z nobody`, as tcpdump's: once the capture and the -w file are open,
 /// sniff runs as nobody with no capabilities left, and still sees every
-/// probe, its answer, and prints the report.
+/// probe, its answer, and prints the report. The file is nobody's.
 #[test]
 fn sniff_gives_up_root_with_z_and_still_sees_probes() {
     if !privileged("sniff_gives_up_root_with_z_and_still_sees_probes") {
@@ -1282,6 +1282,71 @@ fn sniff_gives_up_root_with_z_and_still_sees_probes() {
     assert_eq!(conn["verdict"], "alive", "{conn}");
     let offline = analyze_json(&pcap);
     assert_eq!(probe_events(&lines), probe_events(&offline));
+    // Opened as root, then given to the user, as tcpdump does.
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(&pcap).unwrap();
+    assert_eq!((owner.uid(), owner.gid()), (65534, 65534));
+}
+
+/// `-Z` with `-C` or `-G`, as tcpdump: the user makes every file, the first
+/// too, so a directory it cannot write to is one line and exit 2 before the
+/// capture starts (not at the first new file, maybe hours later); so is a
+/// `-z` program that user may not run. In a directory of its own, the files
+/// are the user's.
+#[test]
+fn sniff_z_user_makes_every_rotated_file_and_runs_the_z_command() {
+    if !privileged("sniff_z_user_makes_every_rotated_file_and_runs_the_z_command") {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let net = Net::new();
+    let run = |args: &[&str]| {
+        let out = net
+            .cmd(&net.a, kaprobe())
+            .args([
+                "sniff",
+                "-i",
+                "lo",
+                "--duration",
+                "0.3",
+                "-Z",
+                "nobody",
+                "-C",
+                "1k",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The test's directory is root's (0755): nobody cannot make files there.
+    let roots = temp("x.pcap");
+    let (code, err) = run(&["-w", roots.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("Permission denied") && err.contains("'nobody'"),
+        "{err}"
+    );
+    assert!(!roots.exists());
+
+    let own = new_dir("nobodys");
+    std::os::unix::fs::chown(&*own, Some(65534), None).unwrap();
+    let file = own.join("y.pcap");
+    let (code, err) = run(&["-w", file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(std::fs::metadata(&file).unwrap().uid(), 65534);
+
+    let script = temp("root-only.sh");
+    std::fs::write(&script, "#!/bin/sh\ntrue\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (code, err) = run(&["-w", file.to_str().unwrap(), "-z", script.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("user 'nobody' (-Z) may not run"), "{err}");
 }
 
 /// The `-w` file is pushed to disk after every batch of packets: `analyze`

@@ -393,13 +393,12 @@ pub fn check_postrotate(command: &str) -> Result<(), String> {
     Err(format!("-z: no program '{command}' to run{hint}"))
 }
 
-/// A file that can be run, at this path or in a directory of PATH.
+/// A file that this process may run, at this path or in a directory of
+/// PATH. Asked of the kernel (access(2)), so that after `-Z` the answer is
+/// the new user's.
 fn program_exists(command: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    let runnable = |p: &Path| {
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
+    use nix::unistd::{access, AccessFlags};
+    let runnable = |p: &Path| p.is_file() && access(p, AccessFlags::X_OK).is_ok();
     if command.contains('/') {
         return runnable(Path::new(command));
     }
