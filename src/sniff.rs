@@ -333,11 +333,10 @@ fn relinquish(
     user: &Unprivileged,
 ) -> Result<(), String> {
     let rotating = args.file_size.is_some() || args.rotate_seconds.is_some();
-    let fail = |e: LiveError| e.to_string();
     match save {
         Some(save) if !rotating => {
             let path = save.path.clone();
-            cap.save_to(save).map_err(fail)?;
+            cap.save_to(save).map_err(|e| e.to_string())?;
             if !args.packets_to_stdout() {
                 user.give(&path).map_err(|e| e.to_string())?;
             }

@@ -691,6 +691,7 @@ mod tests {
         assert_eq!(by_number("2", &["eth0", "7", "2"]).unwrap(), "2");
         assert_eq!(by_number("3", &["eth0", "7", "2"]).unwrap(), "2");
     }
+
     #[test]
     fn interface_flags_are_worded_as_tcpdump_words_them() {
         use pcap::{ConnectionStatus as Status, DeviceFlags, IfFlags};
