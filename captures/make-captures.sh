@@ -23,7 +23,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ALL=(alive dead-peer peer-reset retransmit-starved zero-window both-probe ipv6 loopback any-sll2
-  alive-pcapng mid-idle windows-probes acks-lost)
+  alive-pcapng mid-idle windows-probes acks-lost half-closed)
 OUT=$HERE
 if [ $# -gt 0 ] && [[ " ${ALL[*]} " != *" $1 "* ]]; then
   OUT=$1
@@ -492,6 +492,26 @@ sc_mid_idle() {
   unpair
 }
 
+sc_half_closed() {
+  say "half-closed.pcap: client keepalive 1/1/3 sends its FIN and keeps the socket open (FIN_WAIT2); the server stays 4.5 s in CLOSE_WAIT before its FIN"
+  pair half-closed
+  capture_start "$CNS" "$STATE/half-closed.pcap" tcpdump -i veth-cli -nn -s 0 tcp
+  endpoint server "$SNS" server "$S4" recv:64 send:64 eof sleep:4.5 close
+  local spid=$EP_PID
+  server_ready
+  endpoint client "$CNS" client "$S4" --keepalive 1,1,3 send:64 recv:64 shutdown eof close
+  local cpid=$EP_PID
+  finish client "$cpid"
+  finish server "$spid"
+  capture_stop
+  publish "$STATE/half-closed.pcap" half-closed.pcap
+  check half-closed.pcap "FINs" eq 2 "$F_FIN"
+  check half-closed.pcap "RSTs" eq 0 "$F_RST"
+  # The probes: the client's 0-byte ACKs after its FIN, one every second.
+  check half-closed.pcap "TCP frames" ge 16 tcp
+  unpair
+}
+
 sc_windows_probes() {
   say "windows-probes.pcap: CRAFTED 1-byte probes (0x00 at snd_nxt-1) on a real Linux connection; 3 answered, then 5 unanswered, then the client's RST"
   pair windows-probes
@@ -550,6 +570,7 @@ for s in "${ONLY[@]}"; do
     mid-idle) sc_mid_idle ;;
     windows-probes) sc_windows_probes ;;
     acks-lost) sc_acks_lost ;;
+    half-closed) sc_half_closed ;;
     *) die "unknown scenario $s (known: ${ALL[*]})" ;;
   esac
 done

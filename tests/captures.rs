@@ -239,6 +239,18 @@ fn both_sides_probe_on_their_own_timers() {
     assert_eq!(r.connection()["verdict"], "alive");
 }
 
+/// A half-closed client (its FIN sent, its socket open) probes from its FIN's
+/// own number; its last ACK, at FIN + 1, is not a probe.
+#[test]
+fn half_closed_side_probes_from_its_fin() {
+    let r = Report::of("half-closed.pcap");
+    assert_eq!(r.frames("keepalive"), [10, 12, 14, 16]);
+    assert_eq!(r.frames("keepalive_ack"), [11, 13, 15, 17]);
+    let client = r.prober("client");
+    assert!(near(&client["idle_s"], 1.0), "{client}");
+    assert_eq!(r.connection()["verdict"], "alive");
+}
+
 #[test]
 fn capture_starting_mid_idle_learns_from_the_peer() {
     // Frame 1 opens the capture: nothing seen before it tells its sender's

@@ -92,9 +92,13 @@ pub fn classify_placed(
     if seg.seq != next.wrapping_sub(1) {
         return Shape::Other;
     }
-    // After its FIN a side's next seq is FIN + 1, so every later ACK it sends
-    // sits at "next - 1": those are not probes.
-    if sender.fin() {
+    // After its FIN a side's next seq is FIN + 1, and "next - 1" is the FIN's
+    // own number. Linux keeps probing a half-closed connection from there
+    // (FIN_WAIT2 with the socket still open: `tcp_keepalive_timer` runs in
+    // every state but CLOSE and SYN_SENT), while its other ACKs carry FIN + 1.
+    // A stack that sent those ACKs at the FIN's number would be acknowledging
+    // something (the peer's data or FIN); a probe acknowledges nothing new.
+    if sender.fin() && sender.ack() != Some(seg.ack) {
         return Shape::Other;
     }
     // The peer must have acknowledged everything: otherwise a 1-byte segment at

@@ -94,12 +94,35 @@ fn segment_without_ack_flag_is_not_a_probe() {
     assert_eq!(classify(&client, &server, &seg, 10 * SEC), Shape::Other);
 }
 
+/// A half-closed client (FIN_WAIT2, socket open): its FIN took seq 999,
+/// the server acknowledged it (1000), and Linux probes from the FIN's own
+/// number, acknowledging nothing new (captures/half-closed.pcap).
 #[test]
-fn ack_after_own_fin_is_not_a_probe() {
-    // The client's FIN took seq 999, so its later ACKs sit at next - 1.
+fn probe_after_own_fin_sits_at_the_fin() {
     let (mut client, server) = settled();
     client.set_fin(true);
-    let ack = Segment { seq: 999, ..c2s() };
+    let probe = Segment { seq: 999, ..c2s() };
+    assert_eq!(
+        classify(&client, &server, &probe, 10 * SEC),
+        Shape::Keepalive
+    );
+    // Its ordinary ACKs carry FIN + 1.
+    assert_eq!(classify(&client, &server, &c2s(), 10 * SEC), Shape::Other);
+}
+
+/// At the FIN's number but acknowledging the server's data or FIN: an ACK
+/// from a stack that numbers its ACKs after a FIN so, not a probe.
+#[test]
+fn ack_of_something_new_after_own_fin_is_not_a_probe() {
+    let (mut client, _) = settled();
+    client.set_fin(true);
+    // The server has sent one more (its FIN, at 5000).
+    let server = half(5001, 1000, 500);
+    let ack = Segment {
+        seq: 999,
+        ack: 5001,
+        ..c2s()
+    };
     assert_eq!(classify(&client, &server, &ack, 10 * SEC), Shape::Other);
 }
 
