@@ -23,7 +23,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ALL=(alive dead-peer peer-reset retransmit-starved zero-window both-probe ipv6 loopback any-sll2
-  alive-pcapng mid-idle windows-probes acks-lost half-closed)
+  alive-pcapng mid-idle windows-probes acks-lost half-closed user-timeout)
 OUT=$HERE
 if [ $# -gt 0 ] && [[ " ${ALL[*]} " != *" $1 "* ]]; then
   OUT=$1
@@ -348,6 +348,31 @@ sc_dead_peer() {
   unpair
 }
 
+sc_user_timeout() {
+  say "user-timeout.pcap: client keepalive 1/1/9 and TCP_USER_TIMEOUT 3500 ms; the server's replies are blackholed after one answered probe"
+  pair user-timeout
+  capture_start "$CNS" "$STATE/user-timeout.pcap" tcpdump -i veth-cli -nn -s 0 tcp
+  endpoint server "$SNS" server "$S4" recv:64 send:64 wait:end close
+  local spid=$EP_PID
+  server_ready
+  endpoint client "$CNS" client "$S4" --keepalive 1,1,9 --user-timeout 3500 send:64 recv:64 mark:exchanged \
+    expect:ETIMEDOUT
+  local cpid=$EP_PID
+  wait_file "$STATE/exchanged"
+  sleep 1.5
+  blackhole "$C4"
+  finish client "$cpid"
+  touch "$STATE/end"
+  finish server "$spid"
+  capture_stop
+  publish "$STATE/user-timeout.pcap" user-timeout.pcap
+  check user-timeout.pcap "RSTs from the client" eq 1 "src host $C4 and $F_RST"
+  # TCP_KEEPCNT 9 would take nine unanswered probes; the user timeout ends it
+  # after fewer (3.5 s since the last answer, on the next keepalive tick).
+  check user-timeout.pcap "frames" ge 11 tcp
+  unpair
+}
+
 sc_peer_reset() {
   say "peer-reset.pcap: the server aborts while its packets are blackholed; the client's next probe meets an RST"
   pair peer-reset
@@ -571,6 +596,7 @@ for s in "${ONLY[@]}"; do
     windows-probes) sc_windows_probes ;;
     acks-lost) sc_acks_lost ;;
     half-closed) sc_half_closed ;;
+    user-timeout) sc_user_timeout ;;
     *) die "unknown scenario $s (known: ${ALL[*]})" ;;
   esac
 done

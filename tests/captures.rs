@@ -174,6 +174,29 @@ fn dead_peer_three_unanswered_then_rst() {
     assert!(near(&p["interval_s"], 1.0), "TCP_KEEPINTVL 1 s: {p}");
 }
 
+/// TCP_USER_TIMEOUT 3.5 s with TCP_KEEPCNT 9: the RST after 3 unanswered
+/// probes is the timeout's, and the report gives the window it lies in.
+#[test]
+fn a_user_timeout_ends_probing_before_the_count() {
+    let r = Report::of("user-timeout.pcap");
+    let client = r.prober("client");
+    assert_eq!(client["count_before_rst"], 3, "{client}");
+    let window = &client["user_timeout_s"];
+    let above = window["above"].as_f64().unwrap();
+    let at_most = window["at_most"].as_f64().unwrap();
+    assert!(above < 3.5 && 3.5 <= at_most, "{window}");
+    assert!(
+        at_most - above < 1.1,
+        "one keepalive interval wide: {window}"
+    );
+    assert_eq!(r.connection()["verdict"], "dead");
+    let hints = r.connection()["hints"].to_string();
+    assert!(
+        hints.contains("or a TCP_USER_TIMEOUT of 3.1-4.1 s"),
+        "{hints}"
+    );
+}
+
 #[test]
 fn peer_that_forgot_answers_with_rst() {
     let r = Report::of("peer-reset.pcap");

@@ -836,8 +836,9 @@ fn step(
                     judge_given_up(conn, key, side, at, emit);
                 }
                 let captured = peer_captured(conn, side);
+                let heard = conn.flow.half(side.other()).last_time();
                 if let Some(stats) = conn.cold.probers[side as usize].as_mut() {
-                    if stats.prober_reset() && live {
+                    if stats.prober_reset(at.time, heard) && live {
                         emit(&Event {
                             time: at.time,
                             frame: at.frame,

@@ -177,8 +177,22 @@ fn dead(p: &ProberReport, unheard: bool) -> Option<String> {
         .interval()
         .map(|i| format!(" {:.1} s apart", secs(i)))
         .unwrap_or_default();
+    // Linux gives up on TCP_USER_TIMEOUT too, when it is set: the same RST.
+    let user_timeout = match p.stats.user_timeout_window() {
+        Some((above, at_most)) => {
+            let range = match above {
+                Some(above) => format!("{:.1}-{:.1} s", secs(above), secs(at_most)),
+                None => format!("at most {:.1} s", secs(at_most)),
+            };
+            format!(
+                ", or a TCP_USER_TIMEOUT of {range}: the RST came {:.1} s after the peer was last heard",
+                secs(at_most)
+            )
+        }
+        None => String::new(),
+    };
     Some(format!(
-        "{} gave up: {n} unanswered probes{interval}, then its RST ({})",
+        "{} gave up: {n} unanswered probes{interval}, then its RST ({}{user_timeout})",
         p.endpoint,
         keepcnt(n, unheard)
     ))

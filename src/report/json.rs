@@ -108,12 +108,21 @@ struct ProberLine {
     idle_from: Option<&'static str>,
     interval_s: Option<f64>,
     count_before_rst: Option<u32>,
+    user_timeout_s: Option<UserTimeout>,
     in_flight: bool,
     rtt_ms: Option<Rtt>,
     probe_len: Vec<u32>,
     probe_byte: Option<u8>,
     first_probe: Time,
     last_probe: Time,
+}
+
+/// The TCP_USER_TIMEOUT that would also explain a prober's RST (seconds
+/// since it last heard from the peer): above `above`, at most `at_most`.
+#[derive(Serialize)]
+struct UserTimeout {
+    above: Option<f64>,
+    at_most: f64,
 }
 
 #[derive(Serialize)]
@@ -163,6 +172,12 @@ fn prober_line(p: &ProberReport) -> ProberLine {
         idle_from: p.idle_from().map(IdleFrom::name),
         interval_s: p.interval().map(s),
         count_before_rst: st.gave_up_after,
+        user_timeout_s: st
+            .user_timeout_window()
+            .map(|(above, at_most)| UserTimeout {
+                above: above.map(s),
+                at_most: s(at_most),
+            }),
         in_flight: st.in_flight,
         rtt_ms: match (
             rtt(|v| v.iter().min().copied()),

@@ -63,6 +63,10 @@ pub struct ProberStats {
     pub probe_byte: Option<u8>,
     /// Unanswered probes before the prober's own RST (TCP_KEEPCNT).
     pub gave_up_after: Option<u32>,
+    /// When it gave up, and when it last heard from the peer before that:
+    /// Linux also gives up on TCP_USER_TIMEOUT since the peer was heard.
+    pub gave_up_at: Option<Micros>,
+    pub heard_before_rst: Option<Micros>,
     pub first_probe: Micros,
     pub last_probe: Micros,
     pub outcome: Outcome,
@@ -125,15 +129,37 @@ impl ProberStats {
         self.outcome = Outcome::Reset;
     }
 
-    /// The prober sent an RST; after unanswered probes that is giving up.
-    /// Returns whether it gave up just now.
-    pub fn prober_reset(&mut self) -> bool {
+    /// The prober sent an RST at `now`, last having heard from its peer at
+    /// `heard`; after unanswered probes that is giving up. Returns whether
+    /// it gave up just now.
+    pub fn prober_reset(&mut self, now: Micros, heard: Option<Micros>) -> bool {
         let gives_up = self.run > 0 && self.outcome == Outcome::Waiting;
         if gives_up {
             self.gave_up_after = Some(self.run);
+            self.gave_up_at = Some(now);
+            self.heard_before_rst = heard;
             self.outcome = Outcome::GaveUp;
         }
         gives_up
+    }
+
+    /// The TCP_USER_TIMEOUT that would also explain the RST, in microseconds
+    /// since the peer was last heard: above the time at the last probe
+    /// (Linux would have given up there, had it been reached, unless that
+    /// probe was the first of the run) and at most the time at the RST.
+    /// Linux checks it only on its keepalive timer, with probes out
+    /// (`tcp_keepalive_timer`); 1-byte probes are not Linux's.
+    pub fn user_timeout_window(&self) -> Option<(Option<Micros>, Micros)> {
+        let (run, at, heard) = (
+            self.gave_up_after?,
+            self.gave_up_at?,
+            self.heard_before_rst?,
+        );
+        if heard >= self.last_probe || self.sizes[1] > 0 {
+            return None;
+        }
+        let above = (run >= 2).then(|| self.last_probe - heard);
+        Some((above, at - heard))
     }
 
     /// Idle before the first probe, if the capture saw the peer's last segment.
@@ -151,4 +177,45 @@ pub fn median(values: &[Micros]) -> Option<Micros> {
     let mut sorted = values.to_vec();
     sorted.sort_unstable();
     sorted.get(sorted.len().saturating_sub(1) / 2).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: Micros = 1_000_000;
+
+    /// Probes at 2, 3 and 4 s, unanswered, the peer last heard at 1 s, the
+    /// prober's RST at `rst`.
+    fn gave_up(probes: u32, heard: Option<Micros>, rst: Micros) -> ProberStats {
+        let mut st = ProberStats::default();
+        for i in 0..probes {
+            st.probe((2 + Micros::from(i)) * SEC, None, 0, None);
+        }
+        assert!(st.prober_reset(rst, heard));
+        st
+    }
+
+    #[test]
+    fn user_timeout_lies_between_the_last_probe_and_the_rst() {
+        let st = gave_up(3, Some(SEC), 5 * SEC);
+        assert_eq!(st.user_timeout_window(), Some((Some(3 * SEC), 4 * SEC)));
+    }
+
+    /// At the first probe of a run Linux has no probe out yet, so the
+    /// timeout cannot have ended it there: only the upper bound holds.
+    #[test]
+    fn after_one_probe_only_the_upper_bound_is_known() {
+        let st = gave_up(1, Some(SEC), 3 * SEC);
+        assert_eq!(st.user_timeout_window(), Some((None, 2 * SEC)));
+    }
+
+    #[test]
+    fn no_window_without_the_peer_heard_before_the_probes() {
+        assert_eq!(gave_up(3, None, 5 * SEC).user_timeout_window(), None);
+        assert_eq!(
+            gave_up(3, Some(4 * SEC), 5 * SEC).user_timeout_window(),
+            None
+        );
+    }
 }
