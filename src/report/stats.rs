@@ -155,11 +155,12 @@ impl ProberStats {
             self.gave_up_at?,
             self.heard_before_rst?,
         );
-        if heard >= self.last_probe || self.sizes[1] > 0 {
+        // Out of order (a capture whose clock stepped back): no window.
+        if heard >= self.last_probe || at < self.last_probe || self.sizes[1] > 0 {
             return None;
         }
-        let above = (run >= 2).then(|| self.last_probe - heard);
-        Some((above, at - heard))
+        let above = (run >= 2).then(|| self.last_probe.saturating_sub(heard));
+        Some((above, at.saturating_sub(heard)))
     }
 
     /// Idle before the first probe, if the capture saw the peer's last segment.
