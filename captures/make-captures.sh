@@ -326,47 +326,40 @@ sc_alive_pcapng() {
   fi
 }
 
-sc_dead_peer() {
-  say "dead-peer.pcap: client keepalive 1/1/3; after 2 answered probes the server's replies are blackholed"
-  pair dead-peer
-  capture_start "$CNS" "$STATE/dead-peer.pcap" tcpdump -i veth-cli -nn -s 0 tcp
+# silenced NAME SECONDS CLIENT-OPTIONS...: a client with those socket options
+# exchanges data with the server, which goes silent (blackholed) SECONDS
+# later; the client's kernel gives up (ETIMEDOUT). Writes NAME.pcap.
+silenced() {
+  local name=$1 after=$2
+  shift 2
+  pair "$name"
+  capture_start "$CNS" "$STATE/$name.pcap" tcpdump -i veth-cli -nn -s 0 tcp
   endpoint server "$SNS" server "$S4" recv:64 send:64 wait:end close
   local spid=$EP_PID
   server_ready
-  endpoint client "$CNS" client "$S4" --keepalive 1,1,3 send:64 recv:64 mark:exchanged expect:ETIMEDOUT
+  endpoint client "$CNS" client "$S4" "$@" send:64 recv:64 mark:exchanged expect:ETIMEDOUT
   local cpid=$EP_PID
   wait_file "$STATE/exchanged"
-  sleep 2.5
+  sleep "$after"
   blackhole "$C4"
   finish client "$cpid"
   touch "$STATE/end"
   finish server "$spid"
   capture_stop
-  publish "$STATE/dead-peer.pcap" dead-peer.pcap
-  check dead-peer.pcap "RSTs from the client" eq 1 "src host $C4 and $F_RST"
-  check dead-peer.pcap "RSTs from the server" eq 0 "src host $S4 and $F_RST"
+  publish "$STATE/$name.pcap" "$name.pcap"
+  check "$name.pcap" "RSTs from the client" eq 1 "src host $C4 and $F_RST"
+  check "$name.pcap" "RSTs from the server" eq 0 "src host $S4 and $F_RST"
+}
+
+sc_dead_peer() {
+  say "dead-peer.pcap: client keepalive 1/1/3; after 2 answered probes the server's replies are blackholed"
+  silenced dead-peer 2.5 --keepalive 1,1,3
   unpair
 }
 
 sc_user_timeout() {
   say "user-timeout.pcap: client keepalive 1/1/9 and TCP_USER_TIMEOUT 3500 ms; the server's replies are blackholed after one answered probe"
-  pair user-timeout
-  capture_start "$CNS" "$STATE/user-timeout.pcap" tcpdump -i veth-cli -nn -s 0 tcp
-  endpoint server "$SNS" server "$S4" recv:64 send:64 wait:end close
-  local spid=$EP_PID
-  server_ready
-  endpoint client "$CNS" client "$S4" --keepalive 1,1,9 --user-timeout 3500 send:64 recv:64 mark:exchanged \
-    expect:ETIMEDOUT
-  local cpid=$EP_PID
-  wait_file "$STATE/exchanged"
-  sleep 1.5
-  blackhole "$C4"
-  finish client "$cpid"
-  touch "$STATE/end"
-  finish server "$spid"
-  capture_stop
-  publish "$STATE/user-timeout.pcap" user-timeout.pcap
-  check user-timeout.pcap "RSTs from the client" eq 1 "src host $C4 and $F_RST"
+  silenced user-timeout 1.5 --keepalive 1,1,9 --user-timeout 3500
   # TCP_KEEPCNT 9 would take nine unanswered probes; the user timeout ends it
   # after fewer (3.5 s since the last answer, on the next keepalive tick).
   check user-timeout.pcap "frames" ge 11 tcp

@@ -280,6 +280,11 @@ impl SniffArgs {
         self.write.as_deref() == Some(std::path::Path::new("-"))
     }
 
+    /// `-C` or `-G`: the `-w` file is followed by others.
+    pub fn rotates_files(&self) -> bool {
+        self.file_size.is_some() || self.rotate_seconds.is_some()
+    }
+
     /// Whether the events are shown on a terminal: stdout, or stderr with `-w -`.
     pub fn events_on_terminal(&self) -> bool {
         use std::io::IsTerminal;

@@ -332,9 +332,8 @@ fn relinquish(
     save: Option<SaveOptions>,
     user: &Unprivileged,
 ) -> Result<(), String> {
-    let rotating = args.file_size.is_some() || args.rotate_seconds.is_some();
     match save {
-        Some(save) if !rotating => {
+        Some(save) if !args.rotates_files() => {
             let path = save.path.clone();
             cap.save_to(save).map_err(|e| e.to_string())?;
             if !args.packets_to_stdout() {
@@ -366,7 +365,7 @@ fn relinquish(
 /// The `-w` options, checked before the capture opens (a mistake in them
 /// would otherwise show only when a file closes, maybe hours later).
 fn save_options(args: &SniffArgs) -> Result<Option<SaveOptions>, String> {
-    let numbered = args.file_size.is_some() || args.rotate_seconds.is_some();
+    let numbered = args.rotates_files();
     match (args.file_count, args.file_size, args.rotate_seconds) {
         (Some(_), None, None) => {
             return Err("-W counts the files that -C or -G start: give one of them".into())

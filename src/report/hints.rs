@@ -2,7 +2,7 @@
 //! whether the idle before the first probe outlasts common middlebox timers.
 //! Each hint says what was measured, so a reader can judge it.
 
-use super::text::counted;
+use super::text::{counted, unacked};
 use super::{ConnectionReport, IdleFrom, ProberReport, Verdict};
 use crate::flow::{Micros, Stuck};
 
@@ -40,19 +40,11 @@ pub fn hints(report: &ConnectionReport) -> Vec<String> {
                 "{} resent {resent} data that the peer's ACKs in this capture cover: they do not reach its TCP (dropped on its host, by a firewall or conntrack taking them for invalid, or on a path that fails one way past the capture point): {held}",
                 r.endpoint
             ),
-            Stuck::Unacked(1) if r.fin => format!(
-                "{} has its FIN unacknowledged, resent {resent}: {FIN_HELD}",
-                r.endpoint
-            ),
-            Stuck::Unacked(bytes) if r.fin => format!(
-                "{} has {} and its FIN unacknowledged, resent {resent}: {FIN_HELD}",
-                r.endpoint,
-                counted(bytes - 1, "byte")
-            ),
             Stuck::Unacked(bytes) => format!(
-                "{} has {} unacknowledged, resent {resent}: {held}",
+                "{} has {} unacknowledged, resent {resent}: {}",
                 r.endpoint,
-                counted(bytes, "byte")
+                unacked(bytes, r.fin),
+                if r.fin { FIN_HELD } else { held }
             ),
             Stuck::Unheard => format!(
                 "{} resent {resent} and sent nothing new, with no packet from the peer captured: {held}",

@@ -111,11 +111,7 @@ pub fn event_line(e: &Event, file: &str, probe_file: &str) -> String {
                 } else {
                     "nothing from the peer"
                 };
-                let bytes = match (e.fin, e.len) {
-                    (Some(true), 1) => "its FIN".to_string(),
-                    (Some(true), n) => format!("{} and its FIN", counted(n - 1, "byte")),
-                    _ => counted(e.len, "byte"),
-                };
+                let bytes = unacked(e.len, e.fin == Some(true));
                 write!(
                     line,
                     "  {bytes} unacknowledged, resent {resent} in {span}, {peer}"
@@ -438,6 +434,16 @@ pub fn status_line(t: &Totals, tracked: usize, c: &LiveStats) -> String {
         t.count(EventKind::Stalled),
         t.count(EventKind::Resumed),
     )
+}
+
+/// What a side has unacknowledged, `len` in sequence numbers with a FIN
+/// among them counting one: "1 byte", "its FIN", "5 bytes and its FIN".
+pub(super) fn unacked(len: u32, fin: bool) -> String {
+    match (fin, len) {
+        (true, 1) => "its FIN".to_string(),
+        (true, n) => format!("{} and its FIN", counted(n.saturating_sub(1), "byte")),
+        (false, n) => counted(n, "byte"),
+    }
 }
 
 /// "1 frame", "2 frames", as tcpdump counts its packets.
